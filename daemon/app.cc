@@ -1,0 +1,61 @@
+// Snapshot loading and the App.
+#include "modelmux/app.h"
+
+#include "modelmux/router.h"
+
+namespace modelmux {
+
+namespace {
+
+SnapshotLoad finish_load(ConfigLoad load) {
+  SnapshotLoad out;
+  out.errors = std::move(load.errors);
+  auto registry = build_registry(load.config);
+  // Names the config refers to are checked even when other parts failed, so one run of
+  // `modelmux check` lists everything to fix.
+  auto ref_errors = check_model_references(load.config, *registry);
+  out.errors.insert(out.errors.end(), ref_errors.begin(), ref_errors.end());
+  if (!out.errors.empty()) {
+    return out;
+  }
+  auto snapshot = std::make_shared<Snapshot>();
+  snapshot->config = std::make_shared<const Config>(std::move(load.config));
+  snapshot->registry = std::move(registry);
+  for (const auto& t : snapshot->registry->targets()) {
+    snapshot->pools.push_back(std::make_shared<ClientPool>(t));
+  }
+  out.snapshot = std::move(snapshot);
+  return out;
+}
+
+} // namespace
+
+SnapshotLoad load_snapshot_file(const std::string& path, const ConfigEnvironment& env) {
+  auto load = load_config_file(path, env);
+  if (!load.ok() && load.errors.front().line == 0) {
+    return SnapshotLoad{nullptr, std::move(load.errors)}; // the file itself could not be read
+  }
+  return finish_load(std::move(load));
+}
+
+SnapshotLoad load_snapshot_text(const std::string& text, const std::string& file,
+                                const ConfigEnvironment& env) {
+  return finish_load(load_config_text(text, file, env));
+}
+
+App::App(std::shared_ptr<const Snapshot> snapshot, Log& log)
+    : m_snapshot(std::move(snapshot)), m_log(log),
+      m_relay(static_cast<size_t>(m_snapshot.load()->config->server.worker_threads)) {
+  const auto& logging = m_snapshot.load()->config->logging;
+  m_log.configure(logging.level, logging.format);
+}
+
+App::~App() { m_relay.shutdown(); }
+
+void App::replace_snapshot(std::shared_ptr<const Snapshot> snapshot) {
+  const auto& logging = snapshot->config->logging;
+  m_log.configure(logging.level, logging.format);
+  m_snapshot.store(std::move(snapshot));
+}
+
+} // namespace modelmux

@@ -1,0 +1,275 @@
+// Command-line parsing and the check, route and version commands.
+#include "modelmux/cli.h"
+
+#include "modelmux/app.h"
+#include "modelmux/router.h"
+#include "modelmux/text.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <iomanip>
+
+namespace modelmux {
+
+namespace {
+
+const std::vector<std::string> k_commands = {"serve", "check", "route", "version"};
+
+std::string redacted(const Secret& s) {
+  return s.source == "inline" ? "(inline, redacted)" : s.source + " (redacted)";
+}
+
+std::string keys_summary(const std::vector<Secret>& keys) {
+  if (keys.empty()) {
+    return "none";
+  }
+  std::vector<std::string> parts;
+  for (const auto& k : keys) {
+    parts.push_back(redacted(k));
+  }
+  return join_alternatives(parts, ", ");
+}
+
+std::string where(const Target& t) {
+  if (t.endpoint.type == TargetType::mock) {
+    return "(answers locally)";
+  }
+  return t.endpoint.base_url;
+}
+
+std::string price(const std::optional<Price>& p) {
+  if (!p) {
+    return "";
+  }
+  return "  $" + format_millionths(p->input) + "/$" + format_millionths(p->output) + " per 1M";
+}
+
+void print_errors(const std::vector<ConfigError>& errors, std::ostream& err) {
+  for (const auto& e : errors) {
+    err << to_string(e) << "\n";
+  }
+  err << errors.size() << (errors.size() == 1 ? " error" : " errors") << "\n";
+}
+
+} // namespace
+
+Result<CliArgs> parse_cli(const std::vector<std::string>& argv) {
+  CliArgs args;
+  for (size_t i = 1; i < argv.size(); ++i) {
+    const std::string& a = argv[i];
+    auto value = [&](std::string& into) -> Status {
+      if (i + 1 >= argv.size()) {
+        return make_error(ErrorKind::invalid_request, a + " needs a value");
+      }
+      into = argv[++i];
+      return ok();
+    };
+    if (a == "-h" || a == "--help") {
+      args.help = true;
+    } else if (a == "--version") {
+      args.command = "version";
+    } else if (a == "-c" || a == "--config") {
+      if (auto st = value(args.config_path); !st) {
+        return st.error();
+      }
+    } else if (a.rfind("--config=", 0) == 0) {
+      args.config_path = a.substr(9);
+    } else if (a == "--policy") {
+      if (auto st = value(args.policy); !st) {
+        return st.error();
+      }
+    } else if (a.rfind("--policy=", 0) == 0) {
+      args.policy = a.substr(9);
+    } else if (!a.empty() && a.front() == '-') {
+      return make_error(ErrorKind::invalid_request, "unknown option " + a);
+    } else if (args.command.empty()) {
+      if (std::find(k_commands.begin(), k_commands.end(), a) == k_commands.end()) {
+        std::string message = "unknown command \"" + a + "\"";
+        const auto near = close_matches(a, k_commands, 1);
+        if (!near.empty()) {
+          message += " (did you mean \"" + near.front() + "\"?)";
+        }
+        return make_error(ErrorKind::invalid_request, message);
+      }
+      args.command = a;
+    } else {
+      args.positional.push_back(a);
+    }
+  }
+  if (args.command == "route" && args.positional.size() != 1 && !args.help) {
+    return make_error(ErrorKind::invalid_request, "route takes exactly one MODEL");
+  }
+  if (args.command != "route" && !args.positional.empty()) {
+    return make_error(ErrorKind::invalid_request,
+                      "unexpected argument \"" + args.positional.front() + "\"");
+  }
+  return args;
+}
+
+std::string resolve_config_path(const CliArgs& args) {
+  if (!args.config_path.empty()) {
+    return args.config_path;
+  }
+  if (const char* env = std::getenv("MODELMUX_CONFIG"); env != nullptr && *env != '\0') {
+    return env;
+  }
+  std::error_code ec;
+  if (std::filesystem::exists("/etc/modelmux/config.yaml", ec)) {
+    return "/etc/modelmux/config.yaml";
+  }
+  return "./config.yaml";
+}
+
+std::string usage(const std::string& command) {
+  const std::string config_help =
+      "  -c, --config FILE   the config (default: $MODELMUX_CONFIG, then\n"
+      "                      /etc/modelmux/config.yaml, then ./config.yaml)\n";
+  if (command == "serve") {
+    return "usage: modelmux serve [-c FILE]\n\n"
+           "Runs the daemon in the foreground until SIGTERM or SIGINT; SIGHUP reloads the\n"
+           "config. Logs go to stderr, one line per event.\n\n" +
+           config_help;
+  }
+  if (command == "check") {
+    return "usage: modelmux check [-c FILE]\n\n"
+           "Validates the config and prints the resolved registry with every secret redacted.\n"
+           "Exits 0 when valid, 1 with one FILE:LINE:COL: message line per problem.\n\n" +
+           config_help;
+  }
+  if (command == "route") {
+    return "usage: modelmux route [-c FILE] MODEL [--policy P]\n\n"
+           "Explains how MODEL resolves: the targets tried, in order, and why.\n"
+           "Exits 1 when MODEL resolves to nothing.\n\n" +
+           config_help +
+           "  --policy P          as the x-modelmux-policy header: prefer-custom,\n"
+           "                      prefer-provider or no-fallback\n";
+  }
+  if (command == "version") {
+    return "usage: modelmux version\n\nPrints the version.\n";
+  }
+  return "usage: modelmux COMMAND [OPTIONS]\n\n"
+         "A local reverse proxy with an OpenAI-compatible API: it resolves the model a client\n"
+         "names through a YAML registry and forwards to Ollama, vLLM, OpenAI, Anthropic or any\n"
+         "compatible server.\n\n"
+         "commands:\n"
+         "  serve     run the daemon\n"
+         "  check     validate the config and print the resolved registry\n"
+         "  route     explain how a model name resolves\n"
+         "  version   print the version\n\n"
+         "Run modelmux COMMAND --help for a command's options.\n";
+}
+
+int run_version(std::ostream& out) {
+  out << "modelmux " << MODELMUX_VERSION << "\n";
+  return 0;
+}
+
+int run_check(const CliArgs& args, std::ostream& out, std::ostream& err) {
+  const std::string path = resolve_config_path(args);
+  const auto load = load_snapshot_file(path, ConfigEnvironment::process());
+  if (!load.snapshot) {
+    print_errors(load.errors, err);
+    return 1;
+  }
+  const auto& c = *load.snapshot->config;
+  const auto& r = *load.snapshot->registry;
+  out << path << ": valid\n\n";
+  out << "listen:    " << c.listen.host << ":" << c.listen.port << "\n";
+  out << "state_dir: " << c.state_dir << "\n";
+  out << "client keys: " << keys_summary(c.auth.client_keys) << "\n";
+  out << "admin key:   "
+      << (c.auth.admin_key ? redacted(*c.auth.admin_key) : "not set (admin writes disabled)")
+      << "\n\n";
+  out << "targets:\n";
+  for (const auto& t : r.targets()) {
+    out << "  " << std::left << std::setw(24) << t.name << " " << std::setw(13)
+        << to_string(t.endpoint.type) << " " << where(t) << "\n";
+    if (t.is_custom) {
+      out << "      model: " << t.upstream_model << price(t.cost);
+      if (t.context_window) {
+        out << "  context: " << *t.context_window;
+      }
+      out << "\n";
+      if (!t.fallback.empty()) {
+        std::vector<std::string> fb;
+        for (const auto& f : t.fallback) {
+          fb.push_back(f.text);
+        }
+        out << "      fallback: " << join_alternatives(fb, ", ") << "\n";
+      }
+    }
+    for (const auto& e : t.catalog) {
+      out << "      " << t.name << ":" << e.name << price(e.cost);
+      if (e.context_window) {
+        out << "  context: " << *e.context_window;
+      }
+      out << "\n";
+    }
+    if (t.endpoint.type != TargetType::mock) {
+      out << "      keys: " << keys_summary(t.endpoint.api_keys)
+          << "  timeout: " << t.timeout.count() << "ms  idle_timeout: " << t.idle_timeout.count()
+          << "ms\n";
+    }
+  }
+  if (!r.aliases().empty()) {
+    out << "\naliases:\n";
+    for (const auto& a : r.aliases()) {
+      out << "  " << std::left << std::setw(24) << a.name << " -> " << a.target.text << "\n";
+    }
+  }
+  out << "\nrouting:\n";
+  std::vector<std::string> chain;
+  for (const auto& ref : c.routing.auto_chain) {
+    chain.push_back(ref.text);
+  }
+  out << "  auto: " << (chain.empty() ? "(every custom model, then every catalog entry)"
+                                      : join_alternatives(chain, ", "))
+      << "\n";
+  out << "  fallback: " << (c.routing.fallback ? "on" : "off") << "\n";
+  if (c.routing.reference_model) {
+    out << "  reference_model: " << c.routing.reference_model->text << "\n";
+  }
+  if (c.routing.passthrough) {
+    out << "  passthrough: " << c.routing.passthrough->text << "\n";
+  }
+  return 0;
+}
+
+int run_route(const CliArgs& args, std::ostream& out, std::ostream& err) {
+  const std::string path = resolve_config_path(args);
+  const auto load = load_snapshot_file(path, ConfigEnvironment::process());
+  if (!load.snapshot) {
+    print_errors(load.errors, err);
+    return 1;
+  }
+  const auto policy = parse_policy(args.policy);
+  if (!policy) {
+    err << "modelmux route: " << policy.error().message << "\n";
+    return 1;
+  }
+  RouteOptions options;
+  options.policy = policy.value();
+  options.explain = true;
+  const std::string& model = args.positional.front();
+  const auto route = resolve_route(*load.snapshot->registry, model, options);
+  if (!route) {
+    err << "modelmux route: " << route.error().message << "\n";
+    return 1;
+  }
+  out << "\"" << model << "\" tries, in order:\n";
+  for (size_t i = 0; i < route->chain.size(); ++i) {
+    const auto& s = route->chain[i];
+    out << "  " << (i + 1) << ". " << std::left << std::setw(32) << s.label << " "
+        << to_string(s.target->endpoint.type) << " " << where(*s.target) << "\n";
+  }
+  out << "because:\n";
+  for (const auto& why : route->explanation) {
+    out << "  - " << why << "\n";
+  }
+  for (const auto& s : route->skipped) {
+    out << "skipped " << s.label << ": " << s.reason << "\n";
+  }
+  return 0;
+}
+
+} // namespace modelmux

@@ -1,0 +1,119 @@
+// modelmux's entry point: parse arguments, load the config, build the app, bind, serve, drain.
+// The only file the tests do not link.
+#include "modelmux/app.h"
+#include "modelmux/cli.h"
+#include "modelmux/server.h"
+
+#include <csignal>
+#include <iostream>
+#include <pthread.h>
+#include <thread>
+
+using namespace modelmux;
+
+namespace {
+
+// Signals are taken by one thread with sigwait, so no handler runs on a request thread.
+sigset_t daemon_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  return set;
+}
+
+void log_config_errors(Log& log, const std::vector<ConfigError>& errors) {
+  for (const auto& e : errors) {
+    log.error("config_error", {{"error", to_string(e)}});
+  }
+}
+
+int serve(const CliArgs& args) {
+  Log log;
+  // Block the daemon's signals before any thread starts, so every thread inherits the mask.
+  const sigset_t signals = daemon_signals();
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  const std::string path = resolve_config_path(args);
+  auto load = load_snapshot_file(path, ConfigEnvironment::process());
+  if (!load.snapshot) {
+    log_config_errors(log, load.errors);
+    log.error("startup_failed", {{"reason", "invalid config"}, {"config", path}});
+    return 1;
+  }
+  const auto& config = *load.snapshot->config;
+  if (!is_loopback_host(config.listen.host) && config.auth.client_keys.empty()) {
+    log.error("startup_failed",
+              {{"reason", "listen is not a loopback address and auth.client_keys is empty: "
+                          "anyone on the network could spend your provider keys"},
+               {"listen", config.listen.host}});
+    return 1;
+  }
+
+  App app(load.snapshot, log);
+  Server server(app);
+  const auto port = server.bind(config.listen.host, config.listen.port);
+  if (!port) {
+    log.error("startup_failed", {{"reason", port.error().message}});
+    return 1;
+  }
+  const std::string address = config.listen.host + ":" + std::to_string(port.value());
+  log.info("listening", {{"address", address}, {"config", path}, {"version", MODELMUX_VERSION}});
+
+  std::thread signal_thread([&] {
+    for (;;) {
+      int sig = 0;
+      sigwait(&signals, &sig);
+      if (sig == SIGHUP) {
+        auto reload = load_snapshot_file(path, ConfigEnvironment::process());
+        if (!reload.snapshot) {
+          log_config_errors(log, reload.errors);
+          log.error("reload_failed", {{"reason", "invalid config; the old one keeps serving"}});
+          continue;
+        }
+        app.replace_snapshot(reload.snapshot);
+        log.info("reloaded", {{"config", path}});
+        continue;
+      }
+      log.info("stopping", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+      server.stop();
+      return;
+    }
+  });
+
+  server.serve(); // returns once stopped and the requests in flight have finished
+  signal_thread.join();
+  log.info("stopped");
+  return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  const std::vector<std::string> argv_list(argv, argv + argc);
+  const auto args = parse_cli(argv_list);
+  if (!args) {
+    std::cerr << "modelmux: " << args.error().message << "\n\n" << usage("");
+    return 2;
+  }
+  if (args->help) {
+    std::cout << usage(args->command);
+    return 0;
+  }
+  if (args->command == "version") {
+    return run_version(std::cout);
+  }
+  if (args->command == "check") {
+    return run_check(args.value(), std::cout, std::cerr);
+  }
+  if (args->command == "route") {
+    return run_route(args.value(), std::cout, std::cerr);
+  }
+  if (args->command == "serve") {
+    return serve(args.value());
+  }
+  std::cerr << usage("");
+  return 2;
+}

@@ -1,0 +1,252 @@
+// The HTTP server: routes, client auth, error shaping, socket settings.
+#include "modelmux/server.h"
+
+#include "modelmux/json.h"
+#include "modelmux/protocol.h"
+#include "modelmux/proxy.h"
+
+#include <openssl/crypto.h>
+#include <sys/socket.h>
+
+namespace modelmux {
+
+namespace {
+
+bool same_secret(std::string_view a, const std::string& b) {
+  // Constant time in the key's content, so a wrong guess says nothing about the right one.
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+Protocol protocol_for_path(std::string_view path) {
+  return path.substr(0, 12) == "/v1/messages" ? Protocol::anthropic : Protocol::openai;
+}
+
+void set_error(httplib::Response& res, Protocol protocol, const Error& e) {
+  res.status = http_status(e.kind);
+  res.set_content(error_body(protocol, e), "application/json");
+}
+
+std::string health_body(const Registry& registry) {
+  std::string out;
+  JsonWriter w(out);
+  w.begin_object().field("status", "ok").key("targets").begin_array();
+  for (const auto& t : registry.targets()) {
+    w.begin_object().field("target", std::string_view(t.name)).field("state", "healthy");
+    w.key("reason").null().key("ejected_until").null();
+    w.key("success_rate").null().key("p95_latency_ms").null().end_object();
+  }
+  w.end_array().end_object();
+  return out;
+}
+
+} // namespace
+
+bool client_authorized(const AuthConfig& auth, const httplib::Request& req) {
+  if (auth.client_keys.empty()) {
+    return true;
+  }
+  std::string_view presented;
+  const std::string bearer = req.get_header_value("Authorization");
+  const std::string api_key = req.get_header_value("x-api-key");
+  if (bearer.size() > 7 && (bearer.compare(0, 7, "Bearer ") == 0 ||
+                            bearer.compare(0, 7, "bearer ") == 0)) {
+    presented = std::string_view(bearer).substr(7);
+  } else if (!api_key.empty()) {
+    presented = api_key;
+  } else {
+    return false;
+  }
+  bool match = false;
+  for (const auto& k : auth.client_keys) {
+    match = same_secret(presented, k.value) || match;
+  }
+  return match;
+}
+
+std::string models_list_body(const Registry& registry, bool anthropic_shape) {
+  std::string out;
+  JsonWriter w(out);
+  const auto names = registry.addressable_names();
+  auto owner = [&](const std::string& name) -> std::string {
+    if (name.rfind("custom:", 0) == 0) {
+      return "custom";
+    }
+    if (registry.alias(name) != nullptr) {
+      return "alias";
+    }
+    if (name == "auto") {
+      return "modelmux";
+    }
+    return name.substr(0, name.find(':'));
+  };
+  if (anthropic_shape) {
+    w.begin_object().key("data").begin_array();
+    for (const auto& n : names) {
+      w.begin_object().field("type", "model").field("id", std::string_view(n));
+      std::string display = n;
+      if (const auto* t = registry.custom(n.rfind("custom:", 0) == 0 ? n.substr(7) : "")) {
+        display = t->display_name;
+      }
+      w.field("display_name", std::string_view(display));
+      w.field("created_at", "1970-01-01T00:00:00Z").end_object();
+    }
+    w.end_array().field("has_more", false);
+    if (names.empty()) {
+      w.key("first_id").null().key("last_id").null();
+    } else {
+      w.field("first_id", std::string_view(names.front()));
+      w.field("last_id", std::string_view(names.back()));
+    }
+    w.end_object();
+    return out;
+  }
+  w.begin_object().field("object", "list").key("data").begin_array();
+  for (const auto& n : names) {
+    w.begin_object().field("id", std::string_view(n)).field("object", "model");
+    w.field("created", int64_t{0}).field("owned_by", std::string_view(owner(n))).end_object();
+  }
+  w.end_array().end_object();
+  return out;
+}
+
+Server::Server(App& app) : m_app(app) { configure(); }
+
+Server::~Server() { stop(); }
+
+void Server::configure() {
+  const auto snapshot = m_app.snapshot();
+  const auto& server = snapshot->config->server;
+  const size_t workers = static_cast<size_t>(server.worker_threads);
+  m_http.new_task_queue = [workers] { return new ElasticPool(workers); };
+  m_http.set_tcp_nodelay(true);
+  // Debian's build closes a keep-alive connection after 5 requests and 5 s idle; SDK clients
+  // reuse connections for much longer.
+  m_http.set_keep_alive_max_count(1'000'000);
+  m_http.set_keep_alive_timeout(30);
+  m_http.set_read_timeout(30, 0);
+  m_http.set_write_timeout(30, 0);
+  m_http.set_payload_max_length(static_cast<size_t>(server.max_body_size));
+  m_http.set_socket_options([this](socket_t sock) {
+    // SO_REUSEADDR only: the library default SO_REUSEPORT would let a second daemon share the
+    // port and silently take half the traffic.
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    m_listen_fd = sock;
+  });
+
+  m_http.set_pre_routing_handler(
+      [this](const httplib::Request& req, httplib::Response& res) {
+        if (req.method == "GET") {
+          return handle_get(req, res);
+        }
+        return httplib::Server::HandlerResponse::Unhandled;
+      });
+  // One catch-all POST route: the exact path is dispatched in code, not by std::regex per route.
+  m_http.Post(".*", [this](const httplib::Request& req, httplib::Response& res) {
+    handle_post(req, res);
+  });
+  m_http.set_error_handler(httplib::Server::HandlerWithResponse(
+      [](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty()) {
+      return httplib::Server::HandlerResponse::Unhandled;
+    }
+    const Protocol p = protocol_for_path(req.path);
+    switch (res.status) {
+    case 404:
+      set_error(res, p, make_error(ErrorKind::not_found, "no route for " + req.method + " " +
+                                                             req.path));
+      break;
+    case 413:
+      set_error(res, p, make_error(ErrorKind::too_large,
+                                   "the request body is larger than server.max_body_size"));
+      break;
+    case 400:
+      set_error(res, p, make_error(ErrorKind::invalid_request, "malformed HTTP request"));
+      break;
+    default:
+      return httplib::Server::HandlerResponse::Unhandled;
+    }
+    return httplib::Server::HandlerResponse::Handled;
+  }));
+  m_http.set_exception_handler(
+      [this](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
+        std::string what = "unknown";
+        try {
+          std::rethrow_exception(ep);
+        } catch (const std::exception& e) {
+          what = e.what();
+        } catch (...) {
+        }
+        m_app.log().error("internal_error", {{"path", req.path}, {"what", what}});
+        set_error(res, protocol_for_path(req.path),
+                  make_error(ErrorKind::internal, "modelmux failed to handle this request"));
+      });
+}
+
+httplib::Server::HandlerResponse Server::handle_get(const httplib::Request& req,
+                                                    httplib::Response& res) {
+  const auto snapshot = m_app.snapshot();
+  if (req.path == "/health") {
+    res.set_content(health_body(*snapshot->registry), "application/json");
+    return httplib::Server::HandlerResponse::Handled;
+  }
+  if (req.path == "/v1/models") {
+    if (!client_authorized(snapshot->config->auth, req)) {
+      set_error(res, Protocol::openai,
+                make_error(ErrorKind::authentication, "missing or wrong client key"));
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    const bool anthropic = req.has_header("anthropic-version");
+    res.set_content(models_list_body(*snapshot->registry, anthropic), "application/json");
+    return httplib::Server::HandlerResponse::Handled;
+  }
+  return httplib::Server::HandlerResponse::Unhandled;
+}
+
+void Server::handle_post(const httplib::Request& req, httplib::Response& res) {
+  const auto snapshot = m_app.snapshot();
+  const auto route = api_route_from_path(req.path);
+  const Protocol protocol = protocol_for_path(req.path);
+  if (!route) {
+    set_error(res, protocol, make_error(ErrorKind::not_found, "no route for POST " + req.path));
+    return;
+  }
+  if (!client_authorized(snapshot->config->auth, req)) {
+    set_error(res, protocol,
+              make_error(ErrorKind::authentication,
+                         "missing or wrong client key: send it as \"Authorization: Bearer KEY\" "
+                         "or \"x-api-key: KEY\""));
+    return;
+  }
+  handle_proxied(m_app, *snapshot, *route, req, res);
+}
+
+Result<int> Server::bind(const std::string& host, int port) {
+  int bound = port;
+  if (port == 0) {
+    bound = m_http.bind_to_any_port(host);
+  } else if (!m_http.bind_to_port(host, port)) {
+    bound = -1;
+  }
+  if (bound < 0) {
+    return make_error(ErrorKind::internal, "cannot listen on " + host + ":" + std::to_string(port) +
+                                               " (address in use, or not an address of this "
+                                               "machine)");
+  }
+  // The library listens with a backlog of 5; a burst of SDK clients connecting at once would
+  // see dropped SYNs and one-second retries. listen() again raises it.
+  if (m_listen_fd >= 0) {
+    ::listen(m_listen_fd, 1024);
+  }
+  return bound;
+}
+
+void Server::serve() { m_http.listen_after_bind(); }
+
+void Server::stop() {
+  if (m_http.is_running()) {
+    m_http.stop();
+  }
+}
+
+} // namespace modelmux

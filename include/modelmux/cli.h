@@ -1,0 +1,33 @@
+// The command line: argument parsing, help texts, and the commands that do not serve
+// (check, route, version). `serve` is the daemon itself and lives in main.cc.
+#pragma once
+
+#include "modelmux/result.h"
+
+#include <ostream>
+#include <string>
+#include <vector>
+
+namespace modelmux {
+
+struct CliArgs {
+  std::string command; // serve, check, route, version
+  std::string config_path;
+  std::string policy;
+  std::vector<std::string> positional;
+  bool help = false;
+};
+
+Result<CliArgs> parse_cli(const std::vector<std::string>& argv);
+
+// -c/--config, else $MODELMUX_CONFIG, else /etc/modelmux/config.yaml, else ./config.yaml.
+std::string resolve_config_path(const CliArgs& args);
+
+// The help text for a command ("" for the overview).
+std::string usage(const std::string& command);
+
+int run_check(const CliArgs& args, std::ostream& out, std::ostream& err);
+int run_route(const CliArgs& args, std::ostream& out, std::ostream& err);
+int run_version(std::ostream& out);
+
+} // namespace modelmux

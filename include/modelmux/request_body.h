@@ -1,0 +1,46 @@
+// The client's request body: validated once with simdjson (malformed JSON and wrong-typed fields
+// are 400s naming the field), the "model" value located by byte offset, and the upstream body
+// produced by splicing: the new model name and any registry defaults go in, every other byte of
+// the client's body goes out untouched. No parse-and-reserialize on the proxy path.
+#pragma once
+
+#include "modelmux/config.h"
+#include "modelmux/protocol.h"
+#include "modelmux/result.h"
+
+#include <simdjson.h>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace modelmux {
+
+struct RequestBody {
+  std::string model; // as the client named it
+  bool stream = false;
+  bool include_usage = false; // stream_options.include_usage
+  int64_t estimated_prompt_tokens = 0;
+  // Byte range of the model's JSON string token (quotes included) in the body.
+  size_t model_begin = 0;
+  size_t model_end = 0;
+  // Byte offset just past the opening '{' of the top-level object.
+  size_t object_start = 0;
+  // The top-level keys, as views into the body's own bytes.
+  std::vector<std::string_view> keys;
+  // The parsed document; valid until the same thread parses another body.
+  simdjson::dom::element root;
+
+  bool has_key(std::string_view key) const;
+};
+
+// Validates body for route and locates what the proxy needs. body must outlive the result.
+Result<RequestBody> parse_request_body(ApiRoute route, std::string_view body);
+
+// The body to send upstream: the client's bytes with the model replaced by upstream_model and
+// each default param inserted where the client did not set it.
+std::string rewrite_request_body(std::string_view body, const RequestBody& parsed,
+                                 std::string_view upstream_model,
+                                 const std::vector<Param>& defaults);
+
+} // namespace modelmux

@@ -1,0 +1,128 @@
+// Talking to upstream model servers: the request sent for a target (URL, auth headers), a
+// keep-alive client pool per target, the mapping of library errors and statuses to attempt
+// outcomes, and the two ways of sending: buffered (whole answer) and streaming (bytes handed to
+// the caller as they arrive, read on a relay thread so the caller can wait with deadlines).
+#pragma once
+
+#include "modelmux/elastic_pool.h"
+#include "modelmux/protocol.h"
+#include "modelmux/registry.h"
+
+#include <concurrentqueue/concurrentqueue.h>
+#include <httplib.h>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+
+namespace modelmux {
+
+enum class Outcome {
+  ok,
+  connect_error,
+  timeout,
+  reset,
+  http_4xx,
+  http_429,
+  http_5xx,
+  idle,
+  malformed,
+  truncated,
+};
+
+std::string_view to_string(Outcome outcome);
+Outcome outcome_from(int status);
+// timed_out: the failure came at the read deadline, so a silent peer, not a broken one.
+Outcome outcome_from(httplib::Error error, bool timed_out);
+
+struct UpstreamEndpoint {
+  std::string origin;      // scheme://host:port
+  std::string path_prefix; // "/v1"
+};
+
+UpstreamEndpoint parse_base_url(std::string_view base_url);
+
+// What the client sent that an upstream of the same protocol should see.
+struct ClientHeaders {
+  std::string request_id;
+  std::string anthropic_version;
+  std::string anthropic_beta;
+};
+
+struct UpstreamRequest {
+  std::string path;
+  httplib::Headers headers;
+  std::string body;
+  bool stream = false;
+};
+
+// The request for target: path under its base URL (Azure's deployment path included) and its
+// credentials: Bearer for OpenAI, x-api-key + anthropic-version for Anthropic, api-key for Azure.
+UpstreamRequest build_upstream_request(const Target& target, ApiRoute route,
+                                       std::string_view upstream_model, std::string body,
+                                       bool stream, const ClientHeaders& client);
+
+// Keep-alive clients for one target. httplib::Client serves one request at a time, so each
+// request in flight checks one out and returns it only if its connection is clean.
+class ClientPool {
+public:
+  explicit ClientPool(const Target& target);
+
+  std::unique_ptr<httplib::Client> acquire();
+  void release(std::unique_ptr<httplib::Client> client);
+
+private:
+  UpstreamEndpoint m_endpoint;
+  bool m_tls_verify;
+  std::chrono::milliseconds m_timeout;
+  std::chrono::milliseconds m_read_timeout;
+  moodycamel::ConcurrentQueue<std::unique_ptr<httplib::Client>> m_free;
+};
+
+struct UpstreamReply {
+  int status = 0;
+  httplib::Headers headers;
+  std::string body;
+  Outcome outcome = Outcome::ok;
+  std::string detail; // for the attempt list: "connection refused", "HTTP 503"
+};
+
+// Sends request and reads the whole answer.
+UpstreamReply send_buffered(ClientPool& pool, const UpstreamRequest& request,
+                            std::chrono::milliseconds timeout);
+
+// A streaming exchange read on a relay thread. The caller waits for the head, then takes the
+// body in slices; every wait has a deadline, and cancel() (or destruction) closes the upstream
+// connection so an abandoned stream costs the upstream nothing more.
+class UpstreamStream {
+public:
+  using Clock = std::chrono::steady_clock;
+
+  static std::unique_ptr<UpstreamStream> start(std::shared_ptr<ClientPool> pool,
+                                               UpstreamRequest request, ElasticPool& relay);
+  ~UpstreamStream();
+
+  enum class Wait { ready, failed, timed_out };
+  // Waits for the status line and headers.
+  Wait wait_head(Clock::time_point deadline);
+  int status() const;
+  const httplib::Headers& headers() const;
+
+  enum class Read { data, end, failed, timed_out };
+  // Swaps the bytes received so far into out (out's old contents are discarded): data when
+  // there were some, end after the last, failed when the connection broke.
+  Read read(std::string& out, Clock::time_point deadline);
+  // Why it failed, for the attempt list.
+  Outcome failure() const;
+  std::string failure_detail() const;
+
+  void cancel();
+
+private:
+  struct State;
+  explicit UpstreamStream(std::shared_ptr<State> state) : m_state(std::move(state)) {}
+  std::shared_ptr<State> m_state;
+};
+
+} // namespace modelmux
