@@ -339,7 +339,8 @@ std::vector<ConfigError> check_model_references(const Config& config, const Regi
     return r;
   };
   for (const auto& a : config.aliases) {
-    check(a.target, "aliases." + a.name);
+    // Resolving the alias itself (not its target) makes a cycle read from this alias round.
+    check(ModelRef{a.name, a.target.mark}, "aliases." + a.name);
   }
   for (size_t i = 0; i < config.custom_models.size(); ++i) {
     const auto& m = config.custom_models[i];

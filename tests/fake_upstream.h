@@ -1,0 +1,202 @@
+// Test helpers: a fake upstream model server and a modelmux daemon, both in-process on
+// 127.0.0.1 with ephemeral ports, plus a latch for ordering threads without sleeps.
+#pragma once
+
+#include "modelmux/app.h"
+#include "modelmux/server.h"
+
+#include <doctest/doctest.h>
+#include <httplib.h>
+
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace modelmux::testing {
+
+// A one-shot gate: wait() blocks until open() (with a generous cap so a broken test fails
+// instead of hanging CI).
+class Latch {
+public:
+  void open() {
+    std::lock_guard lock(m_mutex);
+    m_open = true;
+    m_cv.notify_all();
+  }
+  bool wait(std::chrono::milliseconds cap = std::chrono::seconds(20)) {
+    std::unique_lock lock(m_mutex);
+    return m_cv.wait_for(lock, cap, [&] { return m_open; });
+  }
+
+private:
+  std::mutex m_mutex;
+  std::condition_variable m_cv;
+  bool m_open = false;
+};
+
+// Counts up and lets a waiter block until a count is reached.
+class Counter {
+public:
+  void add() {
+    std::lock_guard lock(m_mutex);
+    ++m_count;
+    m_cv.notify_all();
+  }
+  bool wait_for_count(int n, std::chrono::milliseconds cap = std::chrono::seconds(20)) {
+    std::unique_lock lock(m_mutex);
+    return m_cv.wait_for(lock, cap, [&] { return m_count >= n; });
+  }
+  int value() {
+    std::lock_guard lock(m_mutex);
+    return m_count;
+  }
+
+private:
+  std::mutex m_mutex;
+  std::condition_variable m_cv;
+  int m_count = 0;
+};
+
+struct SeenRequest {
+  std::string path;
+  httplib::Headers headers;
+  std::string body;
+};
+
+// An upstream model server whose answers each test scripts.
+class FakeUpstream {
+public:
+  using Handler = std::function<void(const httplib::Request&, httplib::Response&)>;
+
+  explicit FakeUpstream(Handler handler) : m_handler(std::move(handler)) {
+    m_server.new_task_queue = [] { return new httplib::ThreadPool(96); };
+    m_server.set_tcp_nodelay(true);
+    m_server.set_keep_alive_max_count(100000);
+    m_server.Post(".*", [this](const httplib::Request& req, httplib::Response& res) {
+      {
+        std::lock_guard lock(m_mutex);
+        m_seen.push_back(SeenRequest{req.path + (req.params.empty() ? "" : "?" + query(req)),
+                                     req.headers, req.body});
+      }
+      m_handler(req, res);
+    });
+    m_port = m_server.bind_to_any_port("127.0.0.1");
+    m_thread = std::thread([this] { m_server.listen_after_bind(); });
+    while (!m_server.is_running()) {
+      std::this_thread::yield();
+    }
+  }
+  ~FakeUpstream() { stop(); }
+
+  void stop() {
+    if (m_thread.joinable()) {
+      m_server.stop();
+      m_thread.join();
+    }
+  }
+
+  int port() const { return m_port; }
+  std::string base_url() const { return "http://127.0.0.1:" + std::to_string(m_port) + "/v1"; }
+  std::vector<SeenRequest> seen() {
+    std::lock_guard lock(m_mutex);
+    return m_seen;
+  }
+  size_t request_count() {
+    std::lock_guard lock(m_mutex);
+    return m_seen.size();
+  }
+
+private:
+  static std::string query(const httplib::Request& req) {
+    std::string q;
+    for (const auto& [k, v] : req.params) {
+      q += (q.empty() ? "" : "&") + k + "=" + v;
+    }
+    return q;
+  }
+
+  Handler m_handler;
+  httplib::Server m_server;
+  int m_port = 0;
+  std::thread m_thread;
+  std::mutex m_mutex;
+  std::vector<SeenRequest> m_seen;
+};
+
+// A port where nothing listens: a fake bound, started and stopped (a bound socket that never
+// listens would hang clients instead of refusing them).
+inline int dead_port() {
+  FakeUpstream f([](const httplib::Request&, httplib::Response&) {});
+  const int port = f.port();
+  f.stop();
+  return port;
+}
+
+// modelmux serving a config given as YAML text, with its log lines captured.
+class TestDaemon {
+public:
+  explicit TestDaemon(const std::string& yaml)
+      : m_log([this](std::string_view line) {
+          std::lock_guard lock(m_log_mutex);
+          m_lines.emplace_back(line);
+        }) {
+    ConfigEnvironment env;
+    env.getenv = [](const std::string&) -> std::optional<std::string> { return std::nullopt; };
+    auto load = load_snapshot_text(yaml, "test.yaml", env);
+    for (const auto& e : load.errors) {
+      FAIL(to_string(e));
+    }
+    REQUIRE(load.snapshot);
+    m_app = std::make_unique<App>(load.snapshot, m_log);
+    m_server = std::make_unique<Server>(*m_app);
+    const auto port = m_server->bind("127.0.0.1", 0);
+    REQUIRE(port);
+    m_port = port.value();
+    m_thread = std::thread([this] { m_server->serve(); });
+    while (!m_server->is_running()) {
+      std::this_thread::yield();
+    }
+  }
+  ~TestDaemon() {
+    m_server->stop();
+    m_thread.join();
+  }
+
+  httplib::Client client() const {
+    httplib::Client c("127.0.0.1", m_port);
+    c.set_read_timeout(std::chrono::seconds(20));
+    return c;
+  }
+  int port() const { return m_port; }
+  std::vector<std::string> log_lines() {
+    std::lock_guard lock(m_log_mutex);
+    return m_lines;
+  }
+
+private:
+  std::mutex m_log_mutex;
+  std::vector<std::string> m_lines;
+  Log m_log;
+  std::unique_ptr<App> m_app;
+  std::unique_ptr<Server> m_server;
+  int m_port = 0;
+  std::thread m_thread;
+};
+
+// Replaces each "{name}" in text.
+inline std::string fill(std::string text,
+                        const std::vector<std::pair<std::string, std::string>>& values) {
+  for (const auto& [name, value] : values) {
+    const std::string key = "{" + name + "}";
+    for (size_t at = text.find(key); at != std::string::npos; at = text.find(key, at)) {
+      text.replace(at, key.size(), value);
+      at += value.size();
+    }
+  }
+  return text;
+}
+
+} // namespace modelmux::testing
