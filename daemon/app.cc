@@ -50,7 +50,9 @@ App::App(std::shared_ptr<const Snapshot> snapshot, Log& log)
   m_log.configure(logging.level, logging.format);
 }
 
-App::~App() { m_relay.shutdown(); }
+App::~App() {
+  m_relay.shutdown();
+}
 
 void App::replace_snapshot(std::shared_ptr<const Snapshot> snapshot) {
   const auto& logging = snapshot->config->logging;

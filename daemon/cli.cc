@@ -222,8 +222,9 @@ int run_check(const CliArgs& args, std::ostream& out, std::ostream& err) {
   for (const auto& ref : c.routing.auto_chain) {
     chain.push_back(ref.text);
   }
-  out << "  auto: " << (chain.empty() ? "(every custom model, then every catalog entry)"
-                                      : join_alternatives(chain, ", "))
+  out << "  auto: "
+      << (chain.empty() ? "(every custom model, then every catalog entry)"
+                        : join_alternatives(chain, ", "))
       << "\n";
   out << "  fallback: " << (c.routing.fallback ? "on" : "off") << "\n";
   if (c.routing.reference_model) {

@@ -5,8 +5,6 @@
 #include "modelmux/json.h"
 #include "modelmux/text.h"
 
-#include <yaml-cpp/yaml.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
@@ -15,6 +13,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <yaml-cpp/yaml.h>
 
 namespace modelmux {
 
@@ -185,8 +184,8 @@ public:
   // Calls f(key, value, path, key_node) for each entry of a mapping, reporting duplicate keys
   // and, when known is not empty, keys outside it.
   template <typename F>
-  void each_key(const YAML::Node& n, const std::string& path,
-                const std::vector<std::string>& known, F&& f) {
+  void each_key(const YAML::Node& n, const std::string& path, const std::vector<std::string>& known,
+                F&& f) {
     if (n.IsNull()) {
       return;
     }
@@ -331,8 +330,7 @@ public:
     }
     const auto it = std::find(names.begin(), names.end(), *v);
     if (it == names.end()) {
-      std::string message =
-          "expected " + join_alternatives(names, " or ") + ", got \"" + *v + "\"";
+      std::string message = "expected " + join_alternatives(names, " or ") + ", got \"" + *v + "\"";
       const auto near = close_matches(*v, names, 1);
       if (!near.empty()) {
         message += " (did you mean \"" + near.front() + "\"?)";
@@ -412,8 +410,8 @@ std::optional<std::string> Loader::expand(const std::string& raw, const YAML::No
       fail(n, path, "unterminated reference \"" + raw.substr(start) + "\" (expected ${...})");
       return std::nullopt;
     }
-    const auto value = resolve_reference(std::string_view(raw).substr(start + 2, end - start - 2),
-                                         n, path);
+    const auto value =
+        resolve_reference(std::string_view(raw).substr(start + 2, end - start - 2), n, path);
     if (value) {
       out.append(*value);
     } else {
@@ -542,21 +540,22 @@ std::optional<std::string> Loader::json_value(const YAML::Node& n, const std::st
     out.push_back('{');
     bool first = true;
     bool ok = true;
-    each_key(n, path, {}, [&](const std::string& key, const YAML::Node& v, const std::string& p,
-                              const YAML::Node&) {
-      const auto j = json_value(v, p);
-      if (!j) {
-        ok = false;
-        return;
-      }
-      if (!first) {
-        out.push_back(',');
-      }
-      first = false;
-      append_json_string(out, key);
-      out.push_back(':');
-      out.append(*j);
-    });
+    each_key(
+        n, path, {},
+        [&](const std::string& key, const YAML::Node& v, const std::string& p, const YAML::Node&) {
+          const auto j = json_value(v, p);
+          if (!j) {
+            ok = false;
+            return;
+          }
+          if (!first) {
+            out.push_back(',');
+          }
+          first = false;
+          append_json_string(out, key);
+          out.push_back(':');
+          out.append(*j);
+        });
     out.push_back('}');
     if (!ok) {
       return std::nullopt;
@@ -636,25 +635,25 @@ void read_price(Loader& l, const YAML::Node& n, const std::string& path,
   Price price;
   bool has_input = false;
   bool has_output = false;
-  l.each_key(n, path, {"input", "output", "cached_input", "cache_write"},
-             [&](const std::string& key, const YAML::Node& v, const std::string& p,
-                 const YAML::Node&) {
-               const auto d = l.dollars(v, p);
-               if (!d) {
-                 return;
-               }
-               if (key == "input") {
-                 price.input = *d;
-                 has_input = true;
-               } else if (key == "output") {
-                 price.output = *d;
-                 has_output = true;
-               } else if (key == "cached_input") {
-                 price.cached_input = *d;
-               } else {
-                 price.cache_write = *d;
-               }
-             });
+  l.each_key(
+      n, path, {"input", "output", "cached_input", "cache_write"},
+      [&](const std::string& key, const YAML::Node& v, const std::string& p, const YAML::Node&) {
+        const auto d = l.dollars(v, p);
+        if (!d) {
+          return;
+        }
+        if (key == "input") {
+          price.input = *d;
+          has_input = true;
+        } else if (key == "output") {
+          price.output = *d;
+          has_output = true;
+        } else if (key == "cached_input") {
+          price.cached_input = *d;
+        } else {
+          price.cache_write = *d;
+        }
+      });
   if (!has_input || !has_output) {
     l.fail(n, path, "needs both input and output (USD per 1M tokens)");
     return;
@@ -663,38 +662,37 @@ void read_price(Loader& l, const YAML::Node& n, const std::string& path,
 }
 
 void read_mock(Loader& l, const YAML::Node& n, const std::string& path, MockSettings& out) {
-  l.each_key(n, path, {"latency", "fail_rate"},
-             [&](const std::string& key, const YAML::Node& v, const std::string& p,
-                 const YAML::Node&) {
-               if (key == "latency") {
-                 if (auto d = l.duration(v, p)) {
-                   out.latency = *d;
-                 }
-               } else if (auto f = l.fraction(v, p)) {
-                 out.fail_rate = *f;
-               }
-             });
+  l.each_key(
+      n, path, {"latency", "fail_rate"},
+      [&](const std::string& key, const YAML::Node& v, const std::string& p, const YAML::Node&) {
+        if (key == "latency") {
+          if (auto d = l.duration(v, p)) {
+            out.latency = *d;
+          }
+        } else if (auto f = l.fraction(v, p)) {
+          out.fail_rate = *f;
+        }
+      });
 }
 
-void read_params(Loader& l, const YAML::Node& n, const std::string& path,
-                 std::vector<Param>& out) {
-  l.each_key(n, path, {},
-             [&](const std::string& key, const YAML::Node& v, const std::string& p,
-                 const YAML::Node&) {
-               if (key == "model" || key == "stream" || key == "messages") {
-                 l.fail(v, p, "\"" + key + "\" cannot be a default parameter");
-                 return;
-               }
-               if (auto j = l.json_value(v, p)) {
-                 out.push_back(Param{key, *j});
-               }
-             });
+void read_params(Loader& l, const YAML::Node& n, const std::string& path, std::vector<Param>& out) {
+  l.each_key(
+      n, path, {},
+      [&](const std::string& key, const YAML::Node& v, const std::string& p, const YAML::Node&) {
+        if (key == "model" || key == "stream" || key == "messages") {
+          l.fail(v, p, "\"" + key + "\" cannot be a default parameter");
+          return;
+        }
+        if (auto j = l.json_value(v, p)) {
+          out.push_back(Param{key, *j});
+        }
+      });
 }
 
 // Reads a key shared by providers and custom models into endpoint settings; returns false when
 // key is not one of them.
-bool read_endpoint_key(Loader& l, const std::string& key, const YAML::Node& v,
-                       const std::string& p, EndpointSettings& e) {
+bool read_endpoint_key(Loader& l, const std::string& key, const YAML::Node& v, const std::string& p,
+                       EndpointSettings& e) {
   if (key == "type") {
     if (auto i = l.choice(v, p, k_target_types)) {
       e.type = static_cast<TargetType>(*i);
@@ -740,8 +738,7 @@ bool read_endpoint_key(Loader& l, const std::string& key, const YAML::Node& v,
   return true;
 }
 
-void read_api_keys(Loader& l, const YAML::Node& v, const std::string& p,
-                   std::vector<Secret>& out) {
+void read_api_keys(Loader& l, const YAML::Node& v, const std::string& p, std::vector<Secret>& out) {
   l.each_item(v, p, [&](const YAML::Node& k, const std::string& kp) {
     bool ok = false;
     Secret s = l.secret(k, kp, ok);
@@ -762,9 +759,9 @@ void check_endpoint(Loader& l, const YAML::Node& n, const std::string& path,
   }
 }
 
-const std::vector<std::string> k_endpoint_keys = {
-    "type",       "timeout", "idle_timeout", "probe", "deployment", "api_version",
-    "tls_verify", "mock",    "params"};
+const std::vector<std::string> k_endpoint_keys = {"type",       "timeout",    "idle_timeout",
+                                                  "probe",      "deployment", "api_version",
+                                                  "tls_verify", "mock",       "params"};
 
 template <typename... Extra> std::vector<std::string> keys_with(Extra... extra) {
   std::vector<std::string> keys = k_endpoint_keys;
@@ -774,62 +771,67 @@ template <typename... Extra> std::vector<std::string> keys_with(Extra... extra) 
 
 void read_providers(Loader& l, const YAML::Node& n, Config& c) {
   const auto known = keys_with("base_url", "api_keys", "models");
-  l.each_key(n, "providers", {}, [&](const std::string& name, const YAML::Node& pn,
-                                     const std::string& path, const YAML::Node& key_node) {
-    ProviderConfig p;
-    p.name = name;
-    p.mark = mark_of(key_node);
-    if (!valid_name(name, false) || name == "custom" || name == "auto") {
-      l.fail(key_node, path,
-             "a provider name is letters, digits, '-', '_' or '.', and not \"custom\" or \"auto\"");
-    }
-    if (!pn.IsMap()) {
-      l.fail(pn, path, "expected a mapping with at least a type");
-      return;
-    }
-    bool has_type = false;
-    bool has_url = false;
-    l.each_key(pn, path, known,
-               [&](const std::string& key, const YAML::Node& v, const std::string& p2,
-                   const YAML::Node&) {
-                 if (key == "type") {
-                   has_type = true;
-                 }
-                 if (key == "base_url") {
-                   has_url = true;
-                 }
-                 if (read_endpoint_key(l, key, v, p2, p.endpoint)) {
-                   return;
-                 }
-                 if (key == "api_keys") {
-                   read_api_keys(l, v, p2, p.endpoint.api_keys);
-                 } else if (key == "models") {
-                   l.each_key(v, p2, {}, [&](const std::string& model, const YAML::Node& mv,
-                                             const std::string& mp, const YAML::Node&) {
-                     CatalogEntry entry;
-                     entry.name = model;
-                     l.each_key(mv, mp, {"context_window", "cost"},
-                                [&](const std::string& mk, const YAML::Node& mvv,
-                                    const std::string& mpp, const YAML::Node&) {
-                                  if (mk == "context_window") {
-                                    entry.context_window = l.integer(mvv, mpp, 1, 100'000'000);
-                                  } else {
-                                    read_price(l, mvv, mpp, entry.cost);
-                                  }
-                                });
-                     p.models.push_back(std::move(entry));
+  l.each_key(
+      n, "providers", {},
+      [&](const std::string& name, const YAML::Node& pn, const std::string& path,
+          const YAML::Node& key_node) {
+        ProviderConfig p;
+        p.name = name;
+        p.mark = mark_of(key_node);
+        if (!valid_name(name, false) || name == "custom" || name == "auto") {
+          l.fail(key_node, path,
+                 "a provider name is letters, digits, '-', '_' or '.', and not \"custom\" or "
+                 "\"auto\"");
+        }
+        if (!pn.IsMap()) {
+          l.fail(pn, path, "expected a mapping with at least a type");
+          return;
+        }
+        bool has_type = false;
+        bool has_url = false;
+        l.each_key(pn, path, known,
+                   [&](const std::string& key, const YAML::Node& v, const std::string& p2,
+                       const YAML::Node&) {
+                     if (key == "type") {
+                       has_type = true;
+                     }
+                     if (key == "base_url") {
+                       has_url = true;
+                     }
+                     if (read_endpoint_key(l, key, v, p2, p.endpoint)) {
+                       return;
+                     }
+                     if (key == "api_keys") {
+                       read_api_keys(l, v, p2, p.endpoint.api_keys);
+                     } else if (key == "models") {
+                       l.each_key(v, p2, {},
+                                  [&](const std::string& model, const YAML::Node& mv,
+                                      const std::string& mp, const YAML::Node&) {
+                                    CatalogEntry entry;
+                                    entry.name = model;
+                                    l.each_key(mv, mp, {"context_window", "cost"},
+                                               [&](const std::string& mk, const YAML::Node& mvv,
+                                                   const std::string& mpp, const YAML::Node&) {
+                                                 if (mk == "context_window") {
+                                                   entry.context_window =
+                                                       l.integer(mvv, mpp, 1, 100'000'000);
+                                                 } else {
+                                                   read_price(l, mvv, mpp, entry.cost);
+                                                 }
+                                               });
+                                    p.models.push_back(std::move(entry));
+                                  });
+                     }
                    });
-                 }
-               });
-    if (!has_type) {
-      l.fail(key_node, path, "needs a type: " + join_alternatives(k_target_types, " or "));
-    }
-    check_endpoint(l, key_node, path, p.endpoint, has_url);
-    if (p.endpoint.type == TargetType::azure_openai && p.endpoint.api_version.empty()) {
-      p.endpoint.api_version = "2024-10-21";
-    }
-    c.providers.push_back(std::move(p));
-  });
+        if (!has_type) {
+          l.fail(key_node, path, "needs a type: " + join_alternatives(k_target_types, " or "));
+        }
+        check_endpoint(l, key_node, path, p.endpoint, has_url);
+        if (p.endpoint.type == TargetType::azure_openai && p.endpoint.api_version.empty()) {
+          p.endpoint.api_version = "2024-10-21";
+        }
+        c.providers.push_back(std::move(p));
+      });
 }
 
 struct CustomMarks {
@@ -839,8 +841,8 @@ struct CustomMarks {
 
 void read_custom_models(Loader& l, const YAML::Node& n, Config& c,
                         std::vector<CustomMarks>& marks) {
-  const auto known = keys_with("id", "display_name", "description", "provider", "endpoint",
-                               "model", "api_key", "context_window", "cost", "fallback");
+  const auto known = keys_with("id", "display_name", "description", "provider", "endpoint", "model",
+                               "api_key", "context_window", "cost", "fallback");
   std::set<std::string> ids;
   l.each_item(n, "custom_models", [&](const YAML::Node& mn, const std::string& path) {
     CustomModelConfig m;
@@ -852,54 +854,55 @@ void read_custom_models(Loader& l, const YAML::Node& n, Config& c,
     }
     bool has_url = false;
     bool has_type = false;
-    l.each_key(mn, path, known, [&](const std::string& key, const YAML::Node& v,
-                                    const std::string& p, const YAML::Node&) {
-      if (key == "type" || key == "endpoint" || key == "deployment" || key == "api_version" ||
-          key == "tls_verify" || key == "probe") {
-        cm.own_endpoint_keys.push_back(key);
-      }
-      if (key == "endpoint") {
-        has_url = true;
-      }
-      if (key == "type") {
-        has_type = true;
-      }
-      if (read_endpoint_key(l, key, v, p, m.endpoint)) {
-        return;
-      }
-      if (key == "id") {
-        if (auto s = l.string(v, p)) {
-          if (!valid_name(*s, true)) {
-            l.fail(v, p, "an id is letters, digits, '-', '_', '.' or '/'");
-          } else if (!ids.insert(*s).second) {
-            l.fail(v, p, "duplicate id \"" + *s + "\"");
+    l.each_key(
+        mn, path, known,
+        [&](const std::string& key, const YAML::Node& v, const std::string& p, const YAML::Node&) {
+          if (key == "type" || key == "endpoint" || key == "deployment" || key == "api_version" ||
+              key == "tls_verify" || key == "probe") {
+            cm.own_endpoint_keys.push_back(key);
           }
-          m.id = *s;
-        }
-      } else if (key == "display_name") {
-        m.display_name = l.string(v, p).value_or("");
-      } else if (key == "description") {
-        m.description = l.string(v, p).value_or("");
-      } else if (key == "provider") {
-        m.provider = l.string(v, p).value_or("");
-        cm.provider = mark_of(v);
-      } else if (key == "model") {
-        m.model = l.string(v, p).value_or("");
-      } else if (key == "api_key") {
-        bool ok = false;
-        Secret s = l.secret(v, p, ok);
-        cm.own_endpoint_keys.push_back(key);
-        if (ok && !s.value.empty()) {
-          m.endpoint.api_keys.push_back(std::move(s));
-        }
-      } else if (key == "context_window") {
-        m.context_window = l.integer(v, p, 1, 100'000'000);
-      } else if (key == "cost") {
-        read_price(l, v, p, m.cost);
-      } else if (key == "fallback") {
-        m.fallback = l.model_refs(v, p);
-      }
-    });
+          if (key == "endpoint") {
+            has_url = true;
+          }
+          if (key == "type") {
+            has_type = true;
+          }
+          if (read_endpoint_key(l, key, v, p, m.endpoint)) {
+            return;
+          }
+          if (key == "id") {
+            if (auto s = l.string(v, p)) {
+              if (!valid_name(*s, true)) {
+                l.fail(v, p, "an id is letters, digits, '-', '_', '.' or '/'");
+              } else if (!ids.insert(*s).second) {
+                l.fail(v, p, "duplicate id \"" + *s + "\"");
+              }
+              m.id = *s;
+            }
+          } else if (key == "display_name") {
+            m.display_name = l.string(v, p).value_or("");
+          } else if (key == "description") {
+            m.description = l.string(v, p).value_or("");
+          } else if (key == "provider") {
+            m.provider = l.string(v, p).value_or("");
+            cm.provider = mark_of(v);
+          } else if (key == "model") {
+            m.model = l.string(v, p).value_or("");
+          } else if (key == "api_key") {
+            bool ok = false;
+            Secret s = l.secret(v, p, ok);
+            cm.own_endpoint_keys.push_back(key);
+            if (ok && !s.value.empty()) {
+              m.endpoint.api_keys.push_back(std::move(s));
+            }
+          } else if (key == "context_window") {
+            m.context_window = l.integer(v, p, 1, 100'000'000);
+          } else if (key == "cost") {
+            read_price(l, v, p, m.cost);
+          } else if (key == "fallback") {
+            m.fallback = l.model_refs(v, p);
+          }
+        });
     if (m.id.empty()) {
       l.fail(mn, path, "needs an id (clients address it as custom:<id>)");
     }
@@ -1029,15 +1032,16 @@ void read_top_level(Loader& l, const YAML::Node& root, Config& c) {
         } else if (key == "custom_models") {
           read_custom_models(l, v, c, marks);
         } else if (key == "aliases") {
-          l.each_key(v, p, {}, [&](const std::string& name, const YAML::Node& vv,
-                                   const std::string& pp, const YAML::Node& kn) {
-            if (name.empty() || name.find(':') != std::string::npos || name == "auto") {
-              l.fail(kn, pp, "an alias name holds no ':' and is not \"auto\"");
-            }
-            if (auto s = l.string(vv, pp)) {
-              c.aliases.push_back(AliasConfig{name, ModelRef{*s, mark_of(vv)}});
-            }
-          });
+          l.each_key(v, p, {},
+                     [&](const std::string& name, const YAML::Node& vv, const std::string& pp,
+                         const YAML::Node& kn) {
+                       if (name.empty() || name.find(':') != std::string::npos || name == "auto") {
+                         l.fail(kn, pp, "an alias name holds no ':' and is not \"auto\"");
+                       }
+                       if (auto s = l.string(vv, pp)) {
+                         c.aliases.push_back(AliasConfig{name, ModelRef{*s, mark_of(vv)}});
+                       }
+                     });
         } else if (key == "routing") {
           l.each_key(v, p,
                      {"auto", "prefer", "fallback", "reference_model", "passthrough", "timeout",
@@ -1071,34 +1075,33 @@ void read_top_level(Loader& l, const YAML::Node& root, Config& c) {
               [&](const std::string& k, const YAML::Node& vv, const std::string& pp,
                   const YAML::Node&) {
                 if (k == "active") {
-                  l.each_key(vv, pp,
-                             {"interval", "timeout", "unhealthy_threshold", "healthy_threshold"},
-                             [&](const std::string& a, const YAML::Node& av,
-                                 const std::string& ap, const YAML::Node&) {
-                               if (a == "interval" || a == "timeout") {
-                                 if (auto d = l.duration(av, ap)) {
-                                   (a == "interval" ? h.active_interval : h.active_timeout) = *d;
-                                 }
-                               } else if (auto n = l.integer(av, ap, 1, 1000)) {
-                                 (a == "unhealthy_threshold" ? h.unhealthy_threshold
-                                                             : h.healthy_threshold) =
-                                     static_cast<int>(*n);
-                               }
-                             });
-                } else if (k == "outlier") {
                   l.each_key(
-                      vv, pp, {"consecutive_failures", "base_ejection_time", "max_ejection_time"},
+                      vv, pp, {"interval", "timeout", "unhealthy_threshold", "healthy_threshold"},
                       [&](const std::string& a, const YAML::Node& av, const std::string& ap,
                           const YAML::Node&) {
-                        if (a == "consecutive_failures") {
-                          if (auto n = l.integer(av, ap, 1, 1000)) {
-                            h.consecutive_failures = static_cast<int>(*n);
+                        if (a == "interval" || a == "timeout") {
+                          if (auto d = l.duration(av, ap)) {
+                            (a == "interval" ? h.active_interval : h.active_timeout) = *d;
                           }
-                        } else if (auto d = l.duration(av, ap)) {
-                          (a == "base_ejection_time" ? h.base_ejection_time
-                                                     : h.max_ejection_time) = *d;
+                        } else if (auto n = l.integer(av, ap, 1, 1000)) {
+                          (a == "unhealthy_threshold" ? h.unhealthy_threshold
+                                                      : h.healthy_threshold) = static_cast<int>(*n);
                         }
                       });
+                } else if (k == "outlier") {
+                  l.each_key(vv, pp,
+                             {"consecutive_failures", "base_ejection_time", "max_ejection_time"},
+                             [&](const std::string& a, const YAML::Node& av, const std::string& ap,
+                                 const YAML::Node&) {
+                               if (a == "consecutive_failures") {
+                                 if (auto n = l.integer(av, ap, 1, 1000)) {
+                                   h.consecutive_failures = static_cast<int>(*n);
+                                 }
+                               } else if (auto d = l.duration(av, ap)) {
+                                 (a == "base_ejection_time" ? h.base_ejection_time
+                                                            : h.max_ejection_time) = *d;
+                               }
+                             });
                 } else if (k == "window") {
                   if (auto d = l.duration(vv, pp)) {
                     h.window = *d;
@@ -1110,8 +1113,8 @@ void read_top_level(Loader& l, const YAML::Node& root, Config& c) {
                 } else {
                   auto& t = k == "degraded" ? h.degraded : h.unhealthy;
                   l.each_key(vv, pp, {"success_rate_below", "p95_latency_above"},
-                             [&](const std::string& a, const YAML::Node& av,
-                                 const std::string& ap, const YAML::Node&) {
+                             [&](const std::string& a, const YAML::Node& av, const std::string& ap,
+                                 const YAML::Node&) {
                                if (a == "success_rate_below") {
                                  if (auto f = l.fraction(av, ap)) {
                                    t.success_rate_below = *f;

@@ -9,7 +9,9 @@ namespace modelmux {
 ElasticPool::ElasticPool(size_t max_threads, std::chrono::milliseconds idle_exit)
     : m_max_threads(max_threads == 0 ? 1 : max_threads), m_idle_exit(idle_exit) {}
 
-ElasticPool::~ElasticPool() { shutdown(); }
+ElasticPool::~ElasticPool() {
+  shutdown();
+}
 
 void ElasticPool::enqueue(std::function<void()> fn) {
   std::unique_lock lock(m_mutex);
@@ -48,8 +50,8 @@ void ElasticPool::worker() {
         break;
       }
       ++m_idle;
-      const bool woke = m_work.wait_for(lock, m_idle_exit,
-                                        [&] { return !m_jobs.empty() || m_stopping; });
+      const bool woke =
+          m_work.wait_for(lock, m_idle_exit, [&] { return !m_jobs.empty() || m_stopping; });
       --m_idle;
       if (!woke) {
         break; // idle long enough: give the thread back

@@ -3,10 +3,9 @@
 
 #include "modelmux/json.h"
 
-#include <openssl/evp.h>
-
 #include <cmath>
 #include <cstring>
+#include <openssl/evp.h>
 
 namespace modelmux {
 
@@ -283,8 +282,7 @@ MockReply anthropic_reply(const MockRequest& r, std::string_view text, int64_t i
     w.end_object().end_object();
     reply.events.push_back(sse("content_block_delta", data));
   }
-  reply.events.push_back(
-      sse("content_block_stop", R"({"type":"content_block_stop","index":0})"));
+  reply.events.push_back(sse("content_block_stop", R"({"type":"content_block_stop","index":0})"));
   {
     std::string data;
     JsonWriter w(data);
@@ -325,7 +323,8 @@ MockReply mock_reply(const MockRequest& r) {
     MockReply reply;
     reply.status = 500;
     reply.content_type = "application/json";
-    const Error e = make_error(ErrorKind::internal, "mock target failed on purpose (mock.fail_rate)");
+    const Error e =
+        make_error(ErrorKind::internal, "mock target failed on purpose (mock.fail_rate)");
     reply.body = error_body(client_protocol(r.route), e);
     return reply;
   }

@@ -198,8 +198,8 @@ private:
     if (step.target->endpoint.type == TargetType::mock) {
       return attempt_mock(step);
     }
-    std::string body =
-        rewrite_request_body(m_req.body, *m_body, step.upstream_model, step.target->endpoint.params);
+    std::string body = rewrite_request_body(m_req.body, *m_body, step.upstream_model,
+                                            step.target->endpoint.params);
     ClientHeaders client{m_record.request_id, m_req.get_header_value("anthropic-version"),
                          m_req.get_header_value("anthropic-beta")};
     auto request = build_upstream_request(*step.target, m_route, step.upstream_model,
@@ -208,9 +208,9 @@ private:
     if (m_body->stream) {
       return attempt_stream(step, pool, std::move(request));
     }
-    const auto timeout = std::min(step.target->timeout,
-                                  std::chrono::duration_cast<std::chrono::milliseconds>(
-                                      m_deadline - Clock::now()));
+    const auto timeout =
+        std::min(step.target->timeout,
+                 std::chrono::duration_cast<std::chrono::milliseconds>(m_deadline - Clock::now()));
     auto reply = send_buffered(*pool, request, timeout);
     record(step, reply.outcome, reply.detail);
     if (reply.outcome != Outcome::ok && reply.outcome != Outcome::http_4xx) {
@@ -230,10 +230,13 @@ private:
     if (mock.latency.count() > 0) {
       std::this_thread::sleep_for(mock.latency);
     }
-    const bool fail = mock.fail_rate > 0.0 &&
-                      std::uniform_real_distribution<double>(0.0, 1.0)(thread_rng()) < mock.fail_rate;
+    const bool fail = mock.fail_rate > 0.0 && std::uniform_real_distribution<double>(0.0, 1.0)(
+                                                  thread_rng()) < mock.fail_rate;
     const std::string id = new_request_id().substr(0, 24);
-    MockRequest request{m_route, m_body, step.upstream_model, id,
+    MockRequest request{m_route,
+                        m_body,
+                        step.upstream_model,
+                        id,
                         std::chrono::duration_cast<std::chrono::seconds>(
                             std::chrono::system_clock::now().time_since_epoch())
                             .count(),
@@ -275,8 +278,8 @@ private:
 
   bool attempt_stream(const RouteStep& step, const std::shared_ptr<ClientPool>& pool,
                       UpstreamRequest request) {
-    std::shared_ptr<UpstreamStream> stream = UpstreamStream::start(pool, std::move(request),
-                                                                   m_app.relay());
+    std::shared_ptr<UpstreamStream> stream =
+        UpstreamStream::start(pool, std::move(request), m_app.relay());
     const auto first_byte_deadline = std::min(m_deadline, Clock::now() + step.target->timeout);
     const auto head = stream->wait_head(first_byte_deadline);
     if (head == UpstreamStream::Wait::timed_out) {
@@ -296,8 +299,8 @@ private:
     if (outcome != Outcome::ok) {
       std::string body = first;
       std::string more;
-      while (body.size() < 65536 && stream->read(more, first_byte_deadline) ==
-                                        UpstreamStream::Read::data) {
+      while (body.size() < 65536 &&
+             stream->read(more, first_byte_deadline) == UpstreamStream::Read::data) {
         body += more;
       }
       record(step, outcome, "HTTP " + std::to_string(status));
@@ -416,8 +419,8 @@ std::string new_request_id() {
   return id;
 }
 
-void handle_proxied(App& app, const Snapshot& snapshot, ApiRoute route,
-                    const httplib::Request& req, httplib::Response& res) {
+void handle_proxied(App& app, const Snapshot& snapshot, ApiRoute route, const httplib::Request& req,
+                    httplib::Response& res) {
   ProxyRequest(app, snapshot, route, req, res).run();
 }
 

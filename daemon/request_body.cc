@@ -245,8 +245,8 @@ constexpr size_t k_keep_parser_capacity = 256 * 1024;
 
 ThreadParsers& thread_parsers(size_t body_size) {
   thread_local std::unique_ptr<ThreadParsers> parsers;
-  if (!parsers || (parsers->dom.capacity() > k_keep_parser_capacity &&
-                   body_size <= k_keep_parser_capacity)) {
+  if (!parsers ||
+      (parsers->dom.capacity() > k_keep_parser_capacity && body_size <= k_keep_parser_capacity)) {
     parsers = std::make_unique<ThreadParsers>();
   }
   return *parsers;

@@ -271,9 +271,8 @@ Result<Route> resolve_route(const Registry& registry, std::string_view model,
 
   if (options.policy == Policy::prefer_custom || options.policy == Policy::prefer_provider) {
     const bool custom_first = options.policy == Policy::prefer_custom;
-    std::stable_partition(chain.begin(), chain.end(), [&](const RouteStep& s) {
-      return s.target->is_custom == custom_first;
-    });
+    std::stable_partition(chain.begin(), chain.end(),
+                          [&](const RouteStep& s) { return s.target->is_custom == custom_first; });
     if (options.explain) {
       route.explanation.push_back(custom_first ? "policy prefer-custom puts custom models first"
                                                : "policy prefer-provider puts providers first");
@@ -284,10 +283,10 @@ Result<Route> resolve_route(const Registry& registry, std::string_view model,
   std::vector<RouteStep> fits;
   for (auto& s : chain) {
     if (s.context_window && options.estimated_prompt_tokens > *s.context_window) {
-      route.skipped.push_back(SkippedStep{
-          s.label, "context window of " + std::to_string(*s.context_window) +
-                       " tokens is smaller than the prompt (~" +
-                       std::to_string(options.estimated_prompt_tokens) + " tokens)"});
+      route.skipped.push_back(
+          SkippedStep{s.label, "context window of " + std::to_string(*s.context_window) +
+                                   " tokens is smaller than the prompt (~" +
+                                   std::to_string(options.estimated_prompt_tokens) + " tokens)"});
     } else {
       fits.push_back(std::move(s));
     }

@@ -48,8 +48,8 @@ bool client_authorized(const AuthConfig& auth, const httplib::Request& req) {
   std::string_view presented;
   const std::string bearer = req.get_header_value("Authorization");
   const std::string api_key = req.get_header_value("x-api-key");
-  if (bearer.size() > 7 && (bearer.compare(0, 7, "Bearer ") == 0 ||
-                            bearer.compare(0, 7, "bearer ") == 0)) {
+  if (bearer.size() > 7 &&
+      (bearer.compare(0, 7, "Bearer ") == 0 || bearer.compare(0, 7, "bearer ") == 0)) {
     presented = std::string_view(bearer).substr(7);
   } else if (!api_key.empty()) {
     presented = api_key;
@@ -109,9 +109,13 @@ std::string models_list_body(const Registry& registry, bool anthropic_shape) {
   return out;
 }
 
-Server::Server(App& app) : m_app(app) { configure(); }
+Server::Server(App& app) : m_app(app) {
+  configure();
+}
 
-Server::~Server() { stop(); }
+Server::~Server() {
+  stop();
+}
 
 void Server::configure() {
   const auto snapshot = m_app.snapshot();
@@ -119,10 +123,11 @@ void Server::configure() {
   const size_t workers = static_cast<size_t>(server.worker_threads);
   m_http.new_task_queue = [workers] { return new ElasticPool(workers); };
   m_http.set_tcp_nodelay(true);
-  // Debian's build closes a keep-alive connection after 5 requests and 5 s idle; SDK clients
-  // reuse connections for much longer.
+  // Debian's build closes a keep-alive connection after 5 requests; SDK clients reuse one for
+  // thousands. The idle timeout stays at 5 s: an idle connection holds a worker, and the
+  // library's idle wait does not notice stop(), so it bounds how long a shutdown waits.
   m_http.set_keep_alive_max_count(1'000'000);
-  m_http.set_keep_alive_timeout(30);
+  m_http.set_keep_alive_timeout(5);
   m_http.set_read_timeout(30, 0);
   m_http.set_write_timeout(30, 0);
   m_http.set_payload_max_length(static_cast<size_t>(server.max_body_size));
@@ -134,31 +139,30 @@ void Server::configure() {
     m_listen_fd = sock;
   });
 
-  m_http.set_pre_routing_handler(
-      [this](const httplib::Request& req, httplib::Response& res) {
-        if (req.method == "GET") {
-          return handle_get(req, res);
-        }
-        return httplib::Server::HandlerResponse::Unhandled;
-      });
-  // One catch-all POST route: the exact path is dispatched in code, not by std::regex per route.
-  m_http.Post(".*", [this](const httplib::Request& req, httplib::Response& res) {
-    handle_post(req, res);
+  m_http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (req.method == "GET") {
+      return handle_get(req, res);
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
   });
-  m_http.set_error_handler(httplib::Server::HandlerWithResponse(
-      [](const httplib::Request& req, httplib::Response& res) {
+  // One catch-all POST route: the exact path is dispatched in code, not by std::regex per route.
+  m_http.Post(
+      ".*", [this](const httplib::Request& req, httplib::Response& res) { handle_post(req, res); });
+  m_http.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req,
+                                                                   httplib::Response& res) {
     if (!res.body.empty()) {
       return httplib::Server::HandlerResponse::Unhandled;
     }
     const Protocol p = protocol_for_path(req.path);
     switch (res.status) {
     case 404:
-      set_error(res, p, make_error(ErrorKind::not_found, "no route for " + req.method + " " +
-                                                             req.path));
+      set_error(res, p,
+                make_error(ErrorKind::not_found, "no route for " + req.method + " " + req.path));
       break;
     case 413:
-      set_error(res, p, make_error(ErrorKind::too_large,
-                                   "the request body is larger than server.max_body_size"));
+      set_error(
+          res, p,
+          make_error(ErrorKind::too_large, "the request body is larger than server.max_body_size"));
       break;
     case 400:
       set_error(res, p, make_error(ErrorKind::invalid_request, "malformed HTTP request"));
@@ -241,7 +245,9 @@ Result<int> Server::bind(const std::string& host, int port) {
   return bound;
 }
 
-void Server::serve() { m_http.listen_after_bind(); }
+void Server::serve() {
+  m_http.listen_after_bind();
+}
 
 void Server::stop() {
   if (m_http.is_running()) {

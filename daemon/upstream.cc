@@ -111,8 +111,9 @@ std::string_view route_suffix(ApiRoute route) {
 UpstreamEndpoint parse_base_url(std::string_view base_url) {
   UpstreamEndpoint e;
   const size_t scheme_end = base_url.find("://");
-  const size_t path_start =
-      scheme_end == std::string_view::npos ? std::string_view::npos : base_url.find('/', scheme_end + 3);
+  const size_t path_start = scheme_end == std::string_view::npos
+                                ? std::string_view::npos
+                                : base_url.find('/', scheme_end + 3);
   e.origin = std::string(base_url.substr(0, path_start));
   if (path_start != std::string_view::npos) {
     e.path_prefix = std::string(base_url.substr(path_start));
@@ -183,8 +184,8 @@ std::unique_ptr<httplib::Client> ClientPool::acquire() {
   client->set_keep_alive(true);
   client->set_tcp_nodelay(true);
   client->set_follow_location(false);
-  client->set_connection_timeout(std::min<std::chrono::milliseconds>(m_timeout,
-                                                                     std::chrono::seconds(10)));
+  client->set_connection_timeout(
+      std::min<std::chrono::milliseconds>(m_timeout, std::chrono::seconds(10)));
   client->set_read_timeout(m_read_timeout);
   client->set_write_timeout(std::chrono::seconds(30));
   client->enable_server_certificate_verification(m_tls_verify);
@@ -253,8 +254,7 @@ constexpr size_t k_max_pending = 1 << 20;
 } // namespace
 
 std::unique_ptr<UpstreamStream> UpstreamStream::start(std::shared_ptr<ClientPool> pool,
-                                                      UpstreamRequest request,
-                                                      ElasticPool& relay) {
+                                                      UpstreamRequest request, ElasticPool& relay) {
   auto state = std::make_shared<State>();
   state->client = pool->acquire();
   state->pool = std::move(pool);
@@ -276,9 +276,8 @@ std::unique_ptr<UpstreamStream> UpstreamStream::start(std::shared_ptr<ClientPool
     };
     req.content_receiver = [&](const char* data, size_t len, uint64_t, uint64_t) {
       std::unique_lock lock(state->mutex);
-      state->changed.wait(lock, [&] {
-        return state->cancelled || state->pending.size() < k_max_pending;
-      });
+      state->changed.wait(
+          lock, [&] { return state->cancelled || state->pending.size() < k_max_pending; });
       if (state->cancelled) {
         return false;
       }
@@ -315,7 +314,9 @@ std::unique_ptr<UpstreamStream> UpstreamStream::start(std::shared_ptr<ClientPool
   return std::unique_ptr<UpstreamStream>(new UpstreamStream(std::move(state)));
 }
 
-UpstreamStream::~UpstreamStream() { cancel(); }
+UpstreamStream::~UpstreamStream() {
+  cancel();
+}
 
 void UpstreamStream::cancel() {
   std::lock_guard lock(m_state->mutex);

@@ -2,9 +2,8 @@
 #include "modelmux/app.h"
 #include "modelmux/config.h"
 
-#include <doctest/doctest.h>
-
 #include <cstdio>
+#include <doctest/doctest.h>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -123,8 +122,8 @@ TEST_CASE("environment references resolve, and an unset one is an error naming t
                            "    base_url: https://api.openai.com/v1\n"
                            "    api_keys: [\"${env:OPENAI_API_KEY}\", \"k-${env:SECOND}\"]\n";
   SUBCASE("set") {
-    const auto load =
-        load_config_text(yaml, "test.yaml", env_with({{"OPENAI_API_KEY", "sk-1"}, {"SECOND", "2"}}));
+    const auto load = load_config_text(yaml, "test.yaml",
+                                       env_with({{"OPENAI_API_KEY", "sk-1"}, {"SECOND", "2"}}));
     REQUIRE(load.ok());
     const auto& keys = load.config.providers.at(0).endpoint.api_keys;
     REQUIRE(keys.size() == 2);
@@ -140,8 +139,8 @@ TEST_CASE("environment references resolve, and an unset one is an error naming t
                        "${env:OPENAI_API_KEY:-} to make it optional)");
   }
   SUBCASE("optional and unset adds no key") {
-    const auto load = load_config_text(
-        "auth:\n  client_keys: [\"${env:MODELMUX_CLIENT_KEY:-}\"]\n", "test.yaml", env_with({}));
+    const auto load = load_config_text("auth:\n  client_keys: [\"${env:MODELMUX_CLIENT_KEY:-}\"]\n",
+                                       "test.yaml", env_with({}));
     REQUIRE(load.ok());
     CHECK(load.config.auth.client_keys.empty());
   }

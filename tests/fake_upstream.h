@@ -5,13 +5,13 @@
 #include "modelmux/app.h"
 #include "modelmux/server.h"
 
-#include <doctest/doctest.h>
-#include <httplib.h>
-
 #include <condition_variable>
+#include <doctest/doctest.h>
 #include <functional>
+#include <httplib.h>
 #include <mutex>
 #include <string>
+#include <sys/socket.h>
 #include <thread>
 #include <vector>
 
@@ -83,7 +83,15 @@ public:
       }
       m_handler(req, res);
     });
+    int listen_fd = -1;
+    m_server.set_socket_options([&listen_fd](socket_t sock) {
+      int yes = 1;
+      ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+      listen_fd = sock;
+    });
     m_port = m_server.bind_to_any_port("127.0.0.1");
+    // The library's backlog of 5 drops SYNs when many streams connect at once.
+    ::listen(listen_fd, 1024);
     m_thread = std::thread([this] { m_server.listen_after_bind(); });
     while (!m_server.is_running()) {
       std::this_thread::yield();

@@ -3,9 +3,8 @@
 #include "fake_upstream.h"
 #include "modelmux/upstream.h"
 
-#include <simdjson.h>
-
 #include <atomic>
+#include <simdjson.h>
 
 using namespace modelmux;
 using namespace modelmux::testing;
@@ -104,10 +103,10 @@ TEST_CASE("a chat completion is forwarded with the model rewritten and the regis
   });
   TestDaemon d(openai_target(up));
   auto c = d.client();
-  const auto r = c.Post("/v1/chat/completions",
-                        httplib::Headers{{"Authorization", "Bearer client-own-key"},
-                                         {"x-request-id", "req-42"}},
-                        chat_body("local:qwen2.5:7b"), "application/json");
+  const auto r = c.Post(
+      "/v1/chat/completions",
+      httplib::Headers{{"Authorization", "Bearer client-own-key"}, {"x-request-id", "req-42"}},
+      chat_body("local:qwen2.5:7b"), "application/json");
   REQUIRE(r);
   CHECK(r->status == 200);
   CHECK(r->body == k_chat_answer);
@@ -238,8 +237,8 @@ TEST_CASE("completions and embeddings are forwarded to OpenAI-type targets") {
   });
   TestDaemon d(openai_target(up));
   auto c = d.client();
-  auto r = c.Post("/v1/embeddings", R"({"model":"local:nomic-embed","input":"hi"})",
-                  "application/json");
+  auto r =
+      c.Post("/v1/embeddings", R"({"model":"local:nomic-embed","input":"hi"})", "application/json");
   REQUIRE(r);
   CHECK(r->body == R"({"object":"list","path":"/v1/embeddings"})");
   r = c.Post("/v1/completions", R"({"model":"local:m","prompt":"once"})", "application/json");
@@ -272,7 +271,8 @@ TEST_CASE("a target that fails before the first byte falls back, and the client 
     res.set_content(R"({"error":{"message":"overloaded"}})", "application/json");
   });
   const int dead = dead_port();
-  const std::string yaml = fill(R"(
+  const std::string yaml =
+      fill(R"(
 custom_models:
   - id: primary
     endpoint: http://127.0.0.1:{dead}/v1
@@ -286,9 +286,7 @@ custom_models:
     endpoint: {good}
     model: m
 )",
-                                {{"dead", std::to_string(dead)},
-                                 {"bad", bad.base_url()},
-                                 {"good", good.base_url()}});
+           {{"dead", std::to_string(dead)}, {"bad", bad.base_url()}, {"good", good.base_url()}});
   TestDaemon d(yaml);
   SUBCASE("non-stream") {
     auto c = d.client();
@@ -303,16 +301,16 @@ custom_models:
     FakeUpstream sse([](const httplib::Request&, httplib::Response& res) {
       res.set_content("data: {}\n\ndata: [DONE]\n\n", "text/event-stream");
     });
-    TestDaemon d2(fill(R"(
+    TestDaemon d2(
+        fill(R"(
 custom_models:
   - {id: primary, endpoint: "http://127.0.0.1:{dead}/v1", model: m, fallback: [custom:flaky]}
   - {id: flaky, endpoint: "{bad}", model: m, fallback: [custom:sse]}
   - {id: sse, endpoint: "{sse}", model: m}
 )",
-                       {{"dead", std::to_string(dead)},
-                        {"bad", bad.base_url()},
-                        {"sse", sse.base_url()}}));
-    const auto s = stream_post(d2.port(), "/v1/chat/completions", chat_body("custom:primary", true));
+             {{"dead", std::to_string(dead)}, {"bad", bad.base_url()}, {"sse", sse.base_url()}}));
+    const auto s =
+        stream_post(d2.port(), "/v1/chat/completions", chat_body("custom:primary", true));
     CHECK(s.status == 200);
     CHECK(s.body == "data: {}\n\ndata: [DONE]\n\n");
     CHECK(s.headers.find("x-modelmux-attempts")->second == "3");
@@ -523,16 +521,16 @@ TEST_CASE("GET /v1/models lists every addressable name and /health answers") {
   auto c = d.client();
   auto r = c.Get("/v1/models");
   REQUIRE(r);
-  CHECK(r->body ==
-        R"({"object":"list","data":[{"id":"custom:demo","object":"model","created":0,"owned_by":"custom"},)"
-        R"({"id":"code","object":"model","created":0,"owned_by":"alias"},)"
-        R"({"id":"openai:gpt-4o-mini","object":"model","created":0,"owned_by":"openai"},)"
-        R"({"id":"auto","object":"model","created":0,"owned_by":"modelmux"}]})");
+  CHECK(
+      r->body ==
+      R"({"object":"list","data":[{"id":"custom:demo","object":"model","created":0,"owned_by":"custom"},)"
+      R"({"id":"code","object":"model","created":0,"owned_by":"alias"},)"
+      R"({"id":"openai:gpt-4o-mini","object":"model","created":0,"owned_by":"openai"},)"
+      R"({"id":"auto","object":"model","created":0,"owned_by":"modelmux"}]})");
   r = c.Get("/health");
   REQUIRE(r);
   CHECK(r->status == 200);
-  CHECK(r->body.rfind(R"({"status":"ok","targets":[{"target":"openai","state":"healthy")", 0) ==
-        0);
+  CHECK(r->body.rfind(R"({"status":"ok","targets":[{"target":"openai","state":"healthy")", 0) == 0);
   r = c.Get("/nope");
   REQUIRE(r);
   CHECK(r->status == 404);
@@ -543,20 +541,20 @@ TEST_CASE("64 slow streams held open do not stop a fresh short request from bein
   Counter started;
   Latch release;
   FakeUpstream up([&](const httplib::Request&, httplib::Response& res) {
-    res.set_chunked_content_provider(
-        "text/event-stream", [&, step = 0](size_t, httplib::DataSink& sink) mutable {
-          if (step++ == 0) {
-            const std::string e = "data: {}\n\n";
-            sink.write(e.data(), e.size());
-            started.add();
-            return true;
-          }
-          release.wait();
-          const std::string e = "data: [DONE]\n\n";
-          sink.write(e.data(), e.size());
-          sink.done();
-          return true;
-        });
+    res.set_chunked_content_provider("text/event-stream",
+                                     [&, step = 0](size_t, httplib::DataSink& sink) mutable {
+                                       if (step++ == 0) {
+                                         const std::string e = "data: {}\n\n";
+                                         sink.write(e.data(), e.size());
+                                         started.add();
+                                         return true;
+                                       }
+                                       release.wait();
+                                       const std::string e = "data: [DONE]\n\n";
+                                       sink.write(e.data(), e.size());
+                                       sink.done();
+                                       return true;
+                                     });
   });
   TestDaemon d(openai_target(up));
   std::vector<std::thread> clients;
@@ -569,12 +567,13 @@ TEST_CASE("64 slow streams held open do not stop a fresh short request from bein
       }
     });
   }
-  REQUIRE(started.wait_for_count(k_streams));
+  const bool all_started = started.wait_for_count(k_streams);
+  CHECK(all_started);
   auto c = d.client();
   const auto r = c.Post("/v1/chat/completions", chat_body("demo"), "application/json");
+  release.open(); // before any assertion can end the test, so every stream thread finishes
   REQUIRE(r);
   CHECK(r->status == 200);
-  release.open();
   for (auto& t : clients) {
     t.join();
   }

@@ -42,8 +42,8 @@ TEST_CASE("a model name with escapes is located by its token, not by text search
 }
 
 TEST_CASE("default params are inserted only where the request omits them") {
-  const std::vector<Param> params = {{"temperature", "0.2"}, {"max_tokens", "4096"},
-                                     {"top_p", "0.9"}};
+  const std::vector<Param> params = {
+      {"temperature", "0.2"}, {"max_tokens", "4096"}, {"top_p", "0.9"}};
   SUBCASE("all absent") {
     CHECK(rewrite(R"({"model":"m","messages":[]})", "u", params) ==
           R"({"temperature":0.2,"max_tokens":4096,"top_p":0.9,"model":"u","messages":[]})");
@@ -73,8 +73,8 @@ TEST_CASE("the parsed body reports stream, include_usage and a prompt estimate")
 TEST_CASE("malformed or empty bodies are refused with a clear message") {
   CHECK(error_for(ApiRoute::chat_completions, "").message ==
         "the request body is empty; send a JSON object with a \"model\" field");
-  CHECK(error_for(ApiRoute::chat_completions, R"({"model":"m",)").message.rfind(
-            "the request body is not valid JSON (", 0) == 0);
+  CHECK(error_for(ApiRoute::chat_completions, R"({"model":"m",)")
+            .message.rfind("the request body is not valid JSON (", 0) == 0);
   CHECK(error_for(ApiRoute::chat_completions, R"(["model"])").message ==
         "the request body must be a JSON object");
   CHECK(error_for(ApiRoute::chat_completions, "{\"model\":\"\xff\",\"messages\":[]}")
@@ -103,7 +103,8 @@ TEST_CASE("wrong-typed fields are refused naming the field, per route") {
   CHECK(e.message == "'max_tokens' must be an integer, got a number");
   e = error_for(ApiRoute::chat_completions, R"({"model":"m","messages":[{"content":"x"}]})");
   CHECK(e.message == "'messages[0].role' is required");
-  e = error_for(ApiRoute::chat_completions, R"({"model":"m","messages":[{"role":"user","content":5}]})");
+  e = error_for(ApiRoute::chat_completions,
+                R"({"model":"m","messages":[{"role":"user","content":5}]})");
   CHECK(e.message == "'messages[0].content' must be a string or an array, got an integer");
   e = error_for(ApiRoute::messages, R"({"model":"m","messages":[]})");
   CHECK(e.message == "'max_tokens' is required");

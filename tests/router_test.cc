@@ -201,7 +201,7 @@ TEST_CASE("the policy header reorders the chain stably or cuts it to one") {
 }
 
 TEST_CASE("the policy header accepts its three values and rejects others") {
-  CHECK(parse_policy("") .value() == Policy::standard);
+  CHECK(parse_policy("").value() == Policy::standard);
   CHECK(parse_policy("prefer-custom").value() == Policy::prefer_custom);
   CHECK(parse_policy("prefer-provider").value() == Policy::prefer_provider);
   CHECK(parse_policy("no-fallback").value() == Policy::no_fallback);
@@ -231,7 +231,8 @@ TEST_CASE("a target whose context window is smaller than the prompt is skipped")
   CHECK(none.error().kind == ErrorKind::invalid_request);
 }
 
-TEST_CASE("unusable targets are skipped while another can serve, and tried in order when none can") {
+TEST_CASE(
+    "unusable targets are skipped while another can serve, and tried in order when none can") {
   const auto s = snapshot();
   RouteOptions options;
   options.usable = [](const Target& t) { return t.name != "custom:coder"; };

@@ -3,12 +3,11 @@
 // read upstreams on another; neither should pay for hundreds of idle threads at start.
 #pragma once
 
-#include <httplib.h>
-
 #include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <httplib.h>
 #include <mutex>
 
 namespace modelmux {

@@ -12,8 +12,8 @@
 
 namespace modelmux {
 
-void handle_proxied(App& app, const Snapshot& snapshot, ApiRoute route,
-                    const httplib::Request& req, httplib::Response& res);
+void handle_proxied(App& app, const Snapshot& snapshot, ApiRoute route, const httplib::Request& req,
+                    httplib::Response& res);
 
 // The terminal event that tells a streaming client its answer is incomplete.
 std::string stream_error_event(Protocol protocol, const Error& error);

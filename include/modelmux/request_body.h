@@ -9,7 +9,6 @@
 #include "modelmux/result.h"
 
 #include <simdjson.h>
-
 #include <string>
 #include <string_view>
 #include <vector>

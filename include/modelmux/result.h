@@ -47,7 +47,9 @@ private:
 
 struct Unit {};
 using Status = Result<Unit>;
-inline Status ok() { return Unit{}; }
+inline Status ok() {
+  return Unit{};
+}
 
 inline Error make_error(ErrorKind kind, std::string message, std::string param = {}) {
   return Error{kind, std::move(message), std::move(param)};

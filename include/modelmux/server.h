@@ -6,7 +6,6 @@
 #include "modelmux/result.h"
 
 #include <httplib.h>
-
 #include <memory>
 
 namespace modelmux {
@@ -26,8 +25,7 @@ public:
 private:
   void configure();
   void handle_post(const httplib::Request& req, httplib::Response& res);
-  httplib::Server::HandlerResponse handle_get(const httplib::Request& req,
-                                              httplib::Response& res);
+  httplib::Server::HandlerResponse handle_get(const httplib::Request& req, httplib::Response& res);
 
   App& m_app;
   httplib::Server m_http;

@@ -14,8 +14,7 @@ size_t edit_distance(std::string_view a, std::string_view b);
 
 // Up to max candidates close enough to name to be a plausible typo, closest first.
 std::vector<std::string> close_matches(std::string_view name,
-                                       const std::vector<std::string>& candidates,
-                                       size_t max = 3);
+                                       const std::vector<std::string>& candidates, size_t max = 3);
 
 // "a, b or c" for messages.
 std::string join_alternatives(const std::vector<std::string>& items, std::string_view last_sep);

@@ -8,11 +8,10 @@
 #include "modelmux/protocol.h"
 #include "modelmux/registry.h"
 
-#include <concurrentqueue/concurrentqueue.h>
-#include <httplib.h>
-
 #include <atomic>
 #include <chrono>
+#include <concurrentqueue/concurrentqueue.h>
+#include <httplib.h>
 #include <memory>
 #include <string>
 
