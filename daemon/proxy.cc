@@ -211,7 +211,7 @@ private:
     const auto timeout =
         std::min(step.target->timeout,
                  std::chrono::duration_cast<std::chrono::milliseconds>(m_deadline - Clock::now()));
-    auto reply = send_buffered(*pool, request, timeout);
+    auto reply = send_buffered(*pool, std::move(request), timeout);
     record(step, reply.outcome, reply.detail);
     if (reply.outcome != Outcome::ok && reply.outcome != Outcome::http_4xx) {
       return false;

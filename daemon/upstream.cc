@@ -196,16 +196,16 @@ void ClientPool::release(std::unique_ptr<httplib::Client> client) {
   m_free.enqueue(std::move(client));
 }
 
-UpstreamReply send_buffered(ClientPool& pool, const UpstreamRequest& request,
+UpstreamReply send_buffered(ClientPool& pool, UpstreamRequest request,
                             std::chrono::milliseconds timeout) {
   UpstreamReply reply;
   auto client = pool.acquire();
   client->set_read_timeout(timeout);
   httplib::Request req;
   req.method = "POST";
-  req.path = request.path;
-  req.headers = request.headers;
-  req.body = request.body;
+  req.path = std::move(request.path);
+  req.headers = std::move(request.headers);
+  req.body = std::move(request.body);
   req.set_header("Content-Type", "application/json");
   httplib::Response res;
   httplib::Error error = httplib::Error::Success;
@@ -262,8 +262,8 @@ std::unique_ptr<UpstreamStream> UpstreamStream::start(std::shared_ptr<ClientPool
   relay.enqueue([state] {
     httplib::Request req;
     req.method = "POST";
-    req.path = state->request.path;
-    req.headers = state->request.headers;
+    req.path = std::move(state->request.path);
+    req.headers = std::move(state->request.headers);
     req.body = std::move(state->request.body);
     req.set_header("Content-Type", "application/json");
     req.response_handler = [&](const httplib::Response& r) {

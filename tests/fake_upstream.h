@@ -143,6 +143,19 @@ inline int dead_port() {
   return port;
 }
 
+// A snapshot of a config given as YAML text, with no environment variables set; fails the test
+// on any config error.
+inline std::shared_ptr<const Snapshot> load_test_snapshot(const std::string& yaml) {
+  ConfigEnvironment env;
+  env.getenv = [](const std::string&) -> std::optional<std::string> { return std::nullopt; };
+  auto load = load_snapshot_text(yaml, "test.yaml", env);
+  for (const auto& e : load.errors) {
+    FAIL(to_string(e));
+  }
+  REQUIRE(load.snapshot);
+  return load.snapshot;
+}
+
 // modelmux serving a config given as YAML text, with its log lines captured.
 class TestDaemon {
 public:
@@ -151,14 +164,7 @@ public:
           std::lock_guard lock(m_log_mutex);
           m_lines.emplace_back(line);
         }) {
-    ConfigEnvironment env;
-    env.getenv = [](const std::string&) -> std::optional<std::string> { return std::nullopt; };
-    auto load = load_snapshot_text(yaml, "test.yaml", env);
-    for (const auto& e : load.errors) {
-      FAIL(to_string(e));
-    }
-    REQUIRE(load.snapshot);
-    m_app = std::make_unique<App>(load.snapshot, m_log);
+    m_app = std::make_unique<App>(load_test_snapshot(yaml), m_log);
     m_server = std::make_unique<Server>(*m_app);
     const auto port = m_server->bind("127.0.0.1", 0);
     REQUIRE(port);

@@ -1,5 +1,5 @@
 // The router: SPEC §3 resolution order, chains, policies and skips, with no sockets.
-#include "modelmux/app.h"
+#include "fake_upstream.h"
 #include "modelmux/router.h"
 
 #include <doctest/doctest.h>
@@ -50,14 +50,7 @@ routing:
 )";
 
 std::shared_ptr<const Snapshot> snapshot(const std::string& yaml = k_registry) {
-  ConfigEnvironment env;
-  env.getenv = [](const std::string&) -> std::optional<std::string> { return std::nullopt; };
-  auto load = load_snapshot_text(yaml, "test.yaml", env);
-  for (const auto& e : load.errors) {
-    FAIL(to_string(e));
-  }
-  REQUIRE(load.snapshot);
-  return load.snapshot;
+  return testing::load_test_snapshot(yaml);
 }
 
 std::vector<std::string> chain_of(const Registry& r, std::string_view model,

@@ -87,8 +87,8 @@ struct UpstreamReply {
   std::string detail; // for the attempt list: "connection refused", "HTTP 503"
 };
 
-// Sends request and reads the whole answer.
-UpstreamReply send_buffered(ClientPool& pool, const UpstreamRequest& request,
+// Sends request (its body is moved out, not copied) and reads the whole answer.
+UpstreamReply send_buffered(ClientPool& pool, UpstreamRequest request,
                             std::chrono::milliseconds timeout);
 
 // A streaming exchange read on a relay thread. The caller waits for the head, then takes the
