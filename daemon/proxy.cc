@@ -4,6 +4,8 @@
 #include "modelmux/mock.h"
 #include "modelmux/request_body.h"
 #include "modelmux/router.h"
+#include "modelmux/stream_relay.h"
+#include "modelmux/translate.h"
 
 #include <chrono>
 #include <random>
@@ -57,14 +59,19 @@ void log_request(Log& log, const RequestRecord& r) {
                        {"latency_ms", latency, true}});
 }
 
+// Chat and messages translate between the protocols; completions and embeddings have no
+// Anthropic counterpart.
 bool compatible(ApiRoute route, Protocol target) {
-  if (target == Protocol::any) {
-    return true;
-  }
   if (route == ApiRoute::completions || route == ApiRoute::embeddings) {
-    return target == Protocol::openai;
+    return target != Protocol::anthropic;
   }
-  return target == client_protocol(route);
+  return true;
+}
+
+int64_t unix_seconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 std::string_view protocol_name(Protocol p) {
@@ -153,7 +160,7 @@ public:
       return fail(make_error(ErrorKind::invalid_request,
                              "model \"" + m_body->model + "\" resolves to " + incompatible +
                                  ", and " + std::string(path_of(m_route)) +
-                                 " cannot be translated to it yet",
+                                 " has no Anthropic counterpart",
                              "model"));
     }
     for (const RouteStep* step : steps) {
@@ -163,6 +170,11 @@ public:
       if (attempt(*step)) {
         return;
       }
+    }
+    // A request that no target could even be sent (every one needed a translation the request
+    // cannot have) is the client's error, and says why.
+    if (m_attempts.empty() && m_refusal) {
+      return fail(*m_refusal);
     }
     fail(all_failed(m_body->model, m_attempts));
   }
@@ -198,27 +210,62 @@ private:
     if (step.target->endpoint.type == TargetType::mock) {
       return attempt_mock(step);
     }
-    std::string body = rewrite_request_body(m_req.body, *m_body, step.upstream_model,
-                                            step.target->endpoint.params);
-    ClientHeaders client{m_record.request_id, m_req.get_header_value("anthropic-version"),
-                         m_req.get_header_value("anthropic-beta")};
-    auto request = build_upstream_request(*step.target, m_route, step.upstream_model,
+    const Protocol upstream = step.target->protocol();
+    const bool translate = upstream != m_protocol;
+    const auto& params = step.target->endpoint.params;
+    ApiRoute upstream_route = m_route;
+    std::string body;
+    if (translate) {
+      auto translated =
+          m_protocol == Protocol::openai
+              ? openai_request_to_anthropic(m_body->root, step.upstream_model, params)
+              : anthropic_request_to_openai(m_body->root, step.upstream_model, params);
+      if (!translated) {
+        m_refusal = translated.error();
+        return false;
+      }
+      body = std::move(translated.value());
+      upstream_route =
+          m_protocol == Protocol::openai ? ApiRoute::messages : ApiRoute::chat_completions;
+    } else {
+      const bool ask_usage = m_body->stream && upstream == Protocol::openai &&
+                             (m_route == ApiRoute::chat_completions ||
+                              m_route == ApiRoute::completions);
+      body = rewrite_request_body(m_req.body, *m_body, step.upstream_model, params, ask_usage);
+    }
+    ClientHeaders client{m_record.request_id,
+                         translate ? std::string() : m_req.get_header_value("anthropic-version"),
+                         translate ? std::string() : m_req.get_header_value("anthropic-beta")};
+    auto request = build_upstream_request(*step.target, upstream_route, step.upstream_model,
                                           std::move(body), m_body->stream, client);
     const auto& pool = m_snapshot.pools[step.target->index];
     if (m_body->stream) {
-      return attempt_stream(step, pool, std::move(request));
+      return attempt_stream(step, pool, std::move(request), upstream);
     }
     const auto timeout =
         std::min(step.target->timeout,
                  std::chrono::duration_cast<std::chrono::milliseconds>(m_deadline - Clock::now()));
     auto reply = send_buffered(*pool, std::move(request), timeout);
+    if (translate && reply.outcome == Outcome::ok) {
+      auto answer = m_protocol == Protocol::openai
+                        ? anthropic_response_to_openai(reply.body, unix_seconds())
+                        : openai_response_to_anthropic(reply.body);
+      if (!answer) {
+        record(step, Outcome::malformed, answer.error().message);
+        return false;
+      }
+      reply.body = std::move(answer.value());
+    } else if (translate && reply.outcome == Outcome::http_4xx) {
+      reply.body = translate_error_body(reply.body, reply.status, m_protocol);
+    }
     record(step, reply.outcome, reply.detail);
     if (reply.outcome != Outcome::ok && reply.outcome != Outcome::http_4xx) {
       return false;
     }
     // A 4xx other than 429 is the client's own error: returned as is, no fallback.
     m_res.status = reply.status;
-    m_res.set_content(std::move(reply.body), content_type_of(reply.headers, false));
+    m_res.set_content(std::move(reply.body),
+                      translate ? "application/json" : content_type_of(reply.headers, false));
     set_modelmux_headers(m_res, step.label, m_attempts.size());
     m_record.target = step.label;
     finish(reply.status);
@@ -277,7 +324,7 @@ private:
   }
 
   bool attempt_stream(const RouteStep& step, const std::shared_ptr<ClientPool>& pool,
-                      UpstreamRequest request) {
+                      UpstreamRequest request, Protocol upstream) {
     std::shared_ptr<UpstreamStream> stream =
         UpstreamStream::start(pool, std::move(request), m_app.relay());
     const auto first_byte_deadline = std::min(m_deadline, Clock::now() + step.target->timeout);
@@ -293,39 +340,47 @@ private:
     }
     const int status = stream->status();
     const Outcome outcome = outcome_from(status);
-    // Fall back until the first byte of the answer reaches the client: wait for it here.
-    std::string first;
-    const auto read = stream->read(first, first_byte_deadline);
     if (outcome != Outcome::ok) {
-      std::string body = first;
-      std::string more;
-      while (body.size() < 65536 &&
-             stream->read(more, first_byte_deadline) == UpstreamStream::Read::data) {
-        body += more;
-      }
-      record(step, outcome, "HTTP " + std::to_string(status));
-      if (outcome != Outcome::http_4xx) {
+      return refused_stream(step, *stream, status, outcome, upstream, first_byte_deadline);
+    }
+
+    // Fall back until the first byte of the answer reaches the client: read, relay and
+    // translate here until the client has something to receive.
+    StreamOptions options;
+    options.client_wants_usage = m_body->include_usage;
+    options.created = unix_seconds();
+    options.estimated_input_tokens = m_body->estimated_prompt_tokens;
+    auto relay = std::make_shared<RelayState>();
+    relay->stream = stream;
+    relay->relay = make_stream_relay(upstream, m_protocol, options);
+    relay->deadline = m_deadline;
+    relay->idle = step.target->idle_timeout;
+    relay->protocol = m_protocol;
+    while (relay->out.empty()) {
+      const auto read = stream->read(relay->in, first_byte_deadline);
+      if (read == UpstreamStream::Read::data) {
+        relay->relay->feed(relay->in, relay->out);
+      } else if (read == UpstreamStream::Read::end) {
+        relay->relay->finish(relay->out);
+        if (relay->relay->state() == StreamRelay::State::open || relay->out.empty()) {
+          record(step, Outcome::truncated, "the stream ended before its answer was complete");
+          return false;
+        }
+      } else {
+        stream->cancel();
+        record(step, read == UpstreamStream::Read::timed_out ? Outcome::timeout : stream->failure(),
+               read == UpstreamStream::Read::timed_out ? "no first byte in time"
+                                                       : stream->failure_detail());
         return false;
       }
-      m_res.status = status;
-      m_res.set_content(std::move(body), content_type_of(stream->headers(), false));
-      set_modelmux_headers(m_res, step.label, m_attempts.size());
-      m_record.target = step.label;
-      finish(status);
-      return true;
-    }
-    if (read == UpstreamStream::Read::timed_out) {
-      stream->cancel();
-      record(step, Outcome::timeout, "no first byte in time");
-      return false;
-    }
-    if (read == UpstreamStream::Read::failed) {
-      record(step, stream->failure(), stream->failure_detail());
-      return false;
-    }
-    if (read == UpstreamStream::Read::end) {
-      record(step, Outcome::truncated, "the stream ended before any data");
-      return false;
+      const auto state = relay->relay->state();
+      if (state == StreamRelay::State::malformed || state == StreamRelay::State::upstream_error) {
+        stream->cancel();
+        record(step,
+               state == StreamRelay::State::malformed ? Outcome::malformed : Outcome::http_5xx,
+               relay->relay->problem());
+        return false;
+      }
     }
     record(step, Outcome::ok, "HTTP " + std::to_string(status));
     m_res.status = status;
@@ -334,54 +389,99 @@ private:
     m_record.target = step.label;
     m_record.status = status;
     m_record.attempts = m_attempts.size();
-
-    // The relay state lives in the provider; one buffer is reused for every slice.
-    struct Relay {
-      std::shared_ptr<UpstreamStream> stream;
-      std::string buffer;
-      bool first_sent = false;
-      Clock::time_point deadline;
-      std::chrono::milliseconds idle;
-      Protocol protocol;
-    };
-    auto relay = std::make_shared<Relay>(
-        Relay{stream, std::move(first), false, m_deadline, step.target->idle_timeout, m_protocol});
     auto log_record = m_record;
     Log& log = m_app.log();
     m_res.set_chunked_content_provider(
-        content_type_of(stream->headers(), true),
-        [relay](size_t, httplib::DataSink& sink) {
-          if (!relay->first_sent) {
-            relay->first_sent = true;
-            return sink.write(relay->buffer.data(), relay->buffer.size());
-          }
-          const auto deadline = std::min(relay->deadline, Clock::now() + relay->idle);
-          switch (relay->stream->read(relay->buffer, deadline)) {
-          case UpstreamStream::Read::data:
-            return sink.write(relay->buffer.data(), relay->buffer.size());
-          case UpstreamStream::Read::end:
-            sink.done();
-            return true;
-          case UpstreamStream::Read::failed:
-          case UpstreamStream::Read::timed_out: {
-            relay->stream->cancel();
-            const auto event = stream_error_event(
-                relay->protocol,
-                make_error(ErrorKind::upstream,
-                           "the upstream stream broke off before the answer was complete"));
-            sink.write(event.data(), event.size());
-            sink.done();
-            return true;
-          }
-          }
-          return false;
-        },
+        "text/event-stream", [relay](size_t, httplib::DataSink& sink) { return relay->pump(sink); },
         [relay, &log, log_record](bool) {
           relay->stream->cancel(); // a client that left closes the upstream too
           log_request(log, log_record);
         });
     return true;
   }
+
+  // The upstream refused a stream with an HTTP error: a 4xx goes to the client (in its
+  // protocol), anything else moves on to the next target.
+  bool refused_stream(const RouteStep& step, UpstreamStream& stream, int status, Outcome outcome,
+                      Protocol upstream, Clock::time_point deadline) {
+    std::string body;
+    std::string more;
+    while (body.size() < 65536 && stream.read(more, deadline) == UpstreamStream::Read::data) {
+      body += more;
+    }
+    stream.cancel();
+    record(step, outcome, "HTTP " + std::to_string(status));
+    if (outcome != Outcome::http_4xx) {
+      return false;
+    }
+    const bool translate = upstream != m_protocol;
+    m_res.status = status;
+    m_res.set_content(translate ? translate_error_body(body, status, m_protocol) : std::move(body),
+                      translate ? "application/json" : content_type_of(stream.headers(), false));
+    set_modelmux_headers(m_res, step.label, m_attempts.size());
+    m_record.target = step.label;
+    finish(status);
+    return true;
+  }
+
+  // One committed stream: what the content provider needs, one read buffer and one write
+  // buffer reused for every slice.
+  struct RelayState {
+    std::shared_ptr<UpstreamStream> stream;
+    std::unique_ptr<StreamRelay> relay;
+    std::string in;
+    std::string out; // relayed bytes not yet written to the client
+    bool done = false;
+    Clock::time_point deadline;
+    std::chrono::milliseconds idle{0};
+    Protocol protocol = Protocol::openai;
+
+    // Writes what is pending, then relays the next slice. A stream that breaks, sends a
+    // malformed event or ends short ends with an error event, never a clean end.
+    bool pump(httplib::DataSink& sink) {
+      if (!out.empty()) {
+        if (!sink.write(out.data(), out.size())) {
+          return false;
+        }
+        out.clear();
+      }
+      if (done || relay->state() != StreamRelay::State::open) {
+        if (relay->state() == StreamRelay::State::malformed) {
+          broke_off(sink, "the upstream sent a malformed event: " + relay->problem());
+        }
+        sink.done();
+        return true;
+      }
+      const auto read = stream->read(in, std::min(deadline, Clock::now() + idle));
+      switch (read) {
+      case UpstreamStream::Read::data:
+        relay->feed(in, out);
+        return true;
+      case UpstreamStream::Read::end:
+        relay->finish(out);
+        if (relay->state() == StreamRelay::State::open) {
+          out += stream_error_event(
+              protocol, make_error(ErrorKind::upstream,
+                                   "the upstream stream ended before the answer was complete"));
+        }
+        done = true;
+        return true;
+      case UpstreamStream::Read::failed:
+      case UpstreamStream::Read::timed_out:
+        stream->cancel();
+        broke_off(sink, "the upstream stream broke off before the answer was complete");
+        sink.done();
+        return true;
+      }
+      return false;
+    }
+
+    void broke_off(httplib::DataSink& sink, const std::string& why) {
+      const auto event = stream_error_event(protocol, make_error(ErrorKind::upstream, why));
+      sink.write(event.data(), event.size());
+      done = true;
+    }
+  };
 
   App& m_app;
   const Snapshot& m_snapshot;
@@ -391,6 +491,8 @@ private:
   httplib::Response& m_res;
   const RequestBody* m_body = nullptr;
   std::vector<Attempt> m_attempts;
+  // Why the request could not be translated for a target it had to be translated for.
+  std::optional<Error> m_refusal;
   RequestRecord m_record;
   Clock::time_point m_deadline;
 };

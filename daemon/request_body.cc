@@ -233,6 +233,15 @@ int64_t estimate_tokens(const simdjson::dom::element& e, int depth = 0) {
   }
 }
 
+// raw_json_token() includes the whitespace after a token.
+std::string_view without_trailing_space(std::string_view token) {
+  while (!token.empty() && (token.back() == ' ' || token.back() == '\n' || token.back() == '\r' ||
+                            token.back() == '\t')) {
+    token.remove_suffix(1);
+  }
+  return token;
+}
+
 // Per-thread parsers and padded scratch, reused across requests so the hot path allocates
 // nothing once warm. A parser grown by one huge body is dropped so it does not pin memory.
 struct ThreadParsers {
@@ -346,13 +355,26 @@ Result<RequestBody> parse_request_body(ApiRoute route, std::string_view body) {
     const std::string_view key(key_begin, static_cast<size_t>(key_end - key_begin));
     out.keys.push_back(body.substr(static_cast<size_t>(key_begin - base), key.size()));
     if (key == "model") {
-      std::string_view token = field.value().raw_json_token();
-      while (!token.empty() && (token.back() == ' ' || token.back() == '\n' ||
-                                token.back() == '\r' || token.back() == '\t')) {
-        token.remove_suffix(1);
-      }
+      const std::string_view token = without_trailing_space(field.value().raw_json_token());
       out.model_begin = static_cast<size_t>(token.data() - base);
       out.model_end = out.model_begin + token.size();
+    } else if (key == "stream_options") {
+      simdjson::ondemand::value value = field.value();
+      simdjson::ondemand::json_type type;
+      std::string_view raw;
+      if (value.type().get(type)) {
+        return make_error(ErrorKind::invalid_request, "the request body is not valid JSON");
+      }
+      if (type == simdjson::ondemand::json_type::object) {
+        simdjson::ondemand::object options;
+        if (value.get_object().get(options) || options.raw_json().get(raw)) {
+          return make_error(ErrorKind::invalid_request, "the request body is not valid JSON");
+        }
+      } else {
+        raw = without_trailing_space(value.raw_json_token()); // null, as validated
+      }
+      out.stream_options_begin = static_cast<size_t>(raw.data() - base);
+      out.stream_options_end = out.stream_options_begin + raw.size();
     }
   }
   out.object_start = body.find('{') + 1;
@@ -361,10 +383,14 @@ Result<RequestBody> parse_request_body(ApiRoute route, std::string_view body) {
 
 std::string rewrite_request_body(std::string_view body, const RequestBody& parsed,
                                  std::string_view upstream_model,
-                                 const std::vector<Param>& defaults) {
+                                 const std::vector<Param>& defaults, bool ask_usage) {
   std::string out;
-  out.reserve(body.size() + upstream_model.size() + 64);
+  out.reserve(body.size() + upstream_model.size() + 96);
   out.append(body.substr(0, parsed.object_start));
+  const bool rewrite_options = ask_usage && !parsed.include_usage && parsed.has_key("stream_options");
+  if (ask_usage && !parsed.has_key("stream_options")) {
+    out.append("\"stream_options\":{\"include_usage\":true},");
+  }
   for (const auto& param : defaults) {
     const bool present = parsed.has_key(param.key) ||
                          // The two spellings of the token limit are one setting; never send both.
@@ -378,9 +404,41 @@ std::string rewrite_request_body(std::string_view body, const RequestBody& parse
     out.append(param.json);
     out.push_back(',');
   }
-  out.append(body.substr(parsed.object_start, parsed.model_begin - parsed.object_start));
-  append_json_string(out, upstream_model);
-  out.append(body.substr(parsed.model_end));
+  // The two splices, model and stream_options, in the order they occur in the body.
+  struct Splice {
+    size_t begin;
+    size_t end;
+    std::string text;
+  };
+  std::vector<Splice> splices;
+  std::string model_token;
+  append_json_string(model_token, upstream_model);
+  splices.push_back({parsed.model_begin, parsed.model_end, std::move(model_token)});
+  if (rewrite_options) {
+    // The client's options, with include_usage set: modelmux drops the usage chunk again.
+    std::string options;
+    JsonWriter w(options);
+    w.begin_object();
+    simdjson::dom::object client_options;
+    if (!parsed.root["stream_options"].get(client_options)) {
+      for (const auto field : client_options) {
+        if (field.key != "include_usage") {
+          w.key(field.key).raw(simdjson::minify(field.value));
+        }
+      }
+    }
+    w.field("include_usage", true).end_object();
+    splices.push_back({parsed.stream_options_begin, parsed.stream_options_end, std::move(options)});
+  }
+  std::sort(splices.begin(), splices.end(),
+            [](const Splice& a, const Splice& b) { return a.begin < b.begin; });
+  size_t at = parsed.object_start;
+  for (const auto& s : splices) {
+    out.append(body.substr(at, s.begin - at));
+    out.append(s.text);
+    at = s.end;
+  }
+  out.append(body.substr(at));
   return out;
 }
 

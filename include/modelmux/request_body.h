@@ -23,6 +23,9 @@ struct RequestBody {
   // Byte range of the model's JSON string token (quotes included) in the body.
   size_t model_begin = 0;
   size_t model_end = 0;
+  // Byte range of the stream_options value, when the client sent one.
+  size_t stream_options_begin = 0;
+  size_t stream_options_end = 0;
   // Byte offset just past the opening '{' of the top-level object.
   size_t object_start = 0;
   // The top-level keys, as views into the body's own bytes.
@@ -37,9 +40,10 @@ struct RequestBody {
 Result<RequestBody> parse_request_body(ApiRoute route, std::string_view body);
 
 // The body to send upstream: the client's bytes with the model replaced by upstream_model and
-// each default param inserted where the client did not set it.
+// each default param inserted where the client did not set it. With ask_usage, a stream also asks
+// for stream_options.include_usage (SPEC §5: usage is exact wherever the upstream can give it).
 std::string rewrite_request_body(std::string_view body, const RequestBody& parsed,
                                  std::string_view upstream_model,
-                                 const std::vector<Param>& defaults);
+                                 const std::vector<Param>& defaults, bool ask_usage = false);
 
 } // namespace modelmux

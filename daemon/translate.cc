@@ -1,0 +1,1158 @@
+// OpenAI chat completions <-> Anthropic messages: requests, whole answers and error bodies.
+// Requests are read from the DOM the request validation already built and written with
+// JsonWriter; subtrees with the same meaning in both protocols (JSON schemas, tool inputs,
+// numbers) are copied as minified JSON.
+#include "modelmux/translate.h"
+
+#include <algorithm>
+
+namespace modelmux {
+
+namespace {
+
+using simdjson::dom::array;
+using simdjson::dom::element;
+using simdjson::dom::object;
+using Type = simdjson::dom::element_type;
+
+std::optional<element> field_of(const object& o, std::string_view key) {
+  element e;
+  if (o[key].get(e) || e.is_null()) {
+    return std::nullopt;
+  }
+  return e;
+}
+
+std::optional<std::string_view> string_of(const object& o, std::string_view key) {
+  std::string_view s;
+  if (o[key].get(s)) {
+    return std::nullopt;
+  }
+  return s;
+}
+
+std::optional<object> object_of(const object& o, std::string_view key) {
+  object out;
+  if (o[key].get(out)) {
+    return std::nullopt;
+  }
+  return out;
+}
+
+std::optional<array> array_of(const object& o, std::string_view key) {
+  array out;
+  if (o[key].get(out)) {
+    return std::nullopt;
+  }
+  return out;
+}
+
+int64_t int_of(const object& o, std::string_view key, int64_t fallback = 0) {
+  int64_t n = 0;
+  if (o[key].get(n)) {
+    return fallback;
+  }
+  return n;
+}
+
+void write_element(JsonWriter& w, const element& e) {
+  w.raw(simdjson::minify(e));
+}
+
+Error refuse(std::string field, std::string why) {
+  return make_error(ErrorKind::invalid_request, "'" + field + "' " + why, field);
+}
+
+Error upstream_answer(std::string why) {
+  return make_error(ErrorKind::upstream, "the upstream answer " + why);
+}
+
+// A second parser for JSON held inside JSON strings (tool arguments), so reading them does not
+// invalidate the document they came from.
+struct NestedParser {
+  simdjson::dom::parser parser;
+  std::string scratch;
+};
+
+NestedParser& nested_parser() {
+  thread_local NestedParser p;
+  return p;
+}
+
+// Tool call arguments as a JSON object text: "" means no arguments. nullopt when they are not
+// a JSON object, which Anthropic's tool_use input must be.
+std::optional<std::string_view> arguments_object(std::string_view arguments) {
+  const size_t first = arguments.find_first_not_of(" \t\r\n");
+  if (first == std::string_view::npos) {
+    return std::string_view("{}");
+  }
+  auto& p = nested_parser();
+  p.scratch.reserve(arguments.size() + simdjson::SIMDJSON_PADDING);
+  p.scratch.assign(arguments);
+  element e;
+  if (p.parser.parse(p.scratch.data(), p.scratch.size(), false).get(e) ||
+      e.type() != Type::OBJECT) {
+    return std::nullopt;
+  }
+  return arguments;
+}
+
+// The text of OpenAI content: a string, or the text parts of an array, joined.
+std::string text_of_openai_content(const element& content) {
+  std::string_view s;
+  if (!content.get(s)) {
+    return std::string(s);
+  }
+  std::string out;
+  array parts;
+  if (content.get(parts)) {
+    return out;
+  }
+  for (const element part : parts) {
+    std::string_view text;
+    if (part.is_object() && !part["text"].get(text)) {
+      out += text;
+    }
+  }
+  return out;
+}
+
+// The text of Anthropic content: a string, or the text blocks of an array, joined.
+std::string text_of_anthropic_content(const element& content, std::string_view separator) {
+  std::string_view s;
+  if (!content.get(s)) {
+    return std::string(s);
+  }
+  std::string out;
+  array blocks;
+  if (content.get(blocks)) {
+    return out;
+  }
+  bool first = true;
+  for (const element block : blocks) {
+    std::string_view type;
+    std::string_view text;
+    if (block.is_object() && !block["type"].get(type) && type == "text" &&
+        !block["text"].get(text)) {
+      if (!first) {
+        out += separator;
+      }
+      out += text;
+      first = false;
+    }
+  }
+  return out;
+}
+
+// The keys written so far, so a target's default params fill only what the request left out.
+class BodyWriter {
+public:
+  explicit BodyWriter(std::string& out) : m_w(out) { m_w.begin_object(); }
+
+  JsonWriter& key(std::string_view k) {
+    m_written.push_back(k);
+    return m_w.key(k);
+  }
+  bool written(std::string_view k) const {
+    return std::find(m_written.begin(), m_written.end(), k) != m_written.end();
+  }
+  void defaults(const std::vector<Param>& params) {
+    for (const auto& p : params) {
+      if (!written(p.key)) {
+        key(p.key).raw(p.json);
+      }
+    }
+  }
+  void close() { m_w.end_object(); }
+
+private:
+  JsonWriter m_w;
+  std::vector<std::string_view> m_written;
+};
+
+bool has_param(const std::vector<Param>& params, std::string_view key) {
+  return std::any_of(params.begin(), params.end(), [&](const Param& p) { return p.key == key; });
+}
+
+// ---- OpenAI request -> Anthropic request ----
+
+// The OpenAI fields that would silently change the answer if dropped.
+Status refuse_openai_only_fields(const object& root) {
+  if (const auto n = field_of(root, "n")) {
+    int64_t v = 0;
+    if (n->get(v) || v != 1) {
+      return refuse("n", "asks for several choices, and an Anthropic model answers with one");
+    }
+  }
+  if (const auto lp = field_of(root, "logprobs"); lp && lp->is_bool() && lp->get_bool().value()) {
+    return refuse("logprobs", "is not available from an Anthropic model");
+  }
+  if (field_of(root, "top_logprobs")) {
+    return refuse("top_logprobs", "is not available from an Anthropic model");
+  }
+  if (const auto rf = object_of(root, "response_format")) {
+    const auto type = string_of(*rf, "type");
+    if (type && *type != "text") {
+      return refuse("response_format", "\"" + std::string(*type) +
+                                           "\" cannot be enforced on an Anthropic model; "
+                                           "describe the format in the prompt or use a tool");
+    }
+  }
+  for (const char* penalty : {"presence_penalty", "frequency_penalty"}) {
+    double v = 0;
+    if (const auto p = field_of(root, penalty); p && !p->get(v) && v != 0.0) {
+      return refuse(penalty, "has no Anthropic equivalent");
+    }
+  }
+  if (const auto bias = object_of(root, "logit_bias"); bias && bias->size() > 0) {
+    return refuse("logit_bias", "has no Anthropic equivalent");
+  }
+  for (const char* field : {"audio", "prediction", "web_search_options", "functions",
+                            "function_call"}) {
+    if (field_of(root, field)) {
+      return refuse(field, std::string_view(field).substr(0, 8) == "function"
+                               ? "is the deprecated form of 'tools'; send 'tools' instead"
+                               : "has no Anthropic equivalent");
+    }
+  }
+  if (const auto modalities = array_of(root, "modalities")) {
+    for (const element m : *modalities) {
+      std::string_view s;
+      if (!m.get(s) && s != "text") {
+        return refuse("modalities", "asks for \"" + std::string(s) +
+                                        "\" output, and an Anthropic model answers in text");
+      }
+    }
+  }
+  return ok();
+}
+
+// "data:image/png;base64,AAAA" -> media type and data.
+bool split_data_url(std::string_view url, std::string_view& media_type, std::string_view& data) {
+  if (url.substr(0, 5) != "data:") {
+    return false;
+  }
+  const size_t marker = url.find(";base64,");
+  if (marker == std::string_view::npos) {
+    return false;
+  }
+  media_type = url.substr(5, marker - 5);
+  data = url.substr(marker + 8);
+  return true;
+}
+
+// Writes one Anthropic content block for an OpenAI content part (nothing for empty text).
+Status write_anthropic_block_for_part(JsonWriter& w, const element& part, const std::string& at,
+                                      bool& wrote) {
+  wrote = false;
+  object p;
+  if (part.get(p)) {
+    return refuse(at, "must be an object");
+  }
+  const std::string_view type = string_of(p, "type").value_or("");
+  if (type == "text" || type == "refusal") {
+    const std::string_view text = string_of(p, type).value_or("");
+    if (!text.empty()) {
+      w.begin_object().field("type", "text").field("text", text).end_object();
+      wrote = true;
+    }
+    return ok();
+  }
+  if (type == "image_url") {
+    std::string_view url;
+    if (const auto image = object_of(p, "image_url")) {
+      url = string_of(*image, "url").value_or("");
+    } else {
+      url = string_of(p, "image_url").value_or("");
+    }
+    std::string_view media_type;
+    std::string_view data;
+    w.begin_object().field("type", "image").key("source").begin_object();
+    if (split_data_url(url, media_type, data)) {
+      w.field("type", "base64").field("media_type", media_type).field("data", data);
+    } else if (url.substr(0, 8) == "https://" || url.substr(0, 7) == "http://") {
+      w.field("type", "url").field("url", url);
+    } else {
+      return refuse(at + ".image_url.url", "must be a base64 data URL or an http(s) URL");
+    }
+    w.end_object().end_object();
+    wrote = true;
+    return ok();
+  }
+  return refuse(at + ".type", "\"" + std::string(type) +
+                                  "\" content cannot be sent to an Anthropic model");
+}
+
+// Consecutive OpenAI messages of one Anthropic role become one turn, as Anthropic requires
+// (tool results answering one assistant turn go back together in one user turn).
+class TurnWriter {
+public:
+  explicit TurnWriter(JsonWriter& messages) : m_messages(messages) {}
+
+  // A writer for one more content block of a turn of role.
+  JsonWriter block(std::string_view role) {
+    if (role != m_role) {
+      flush();
+      m_role = role;
+    }
+    if (!m_blocks.empty()) {
+      m_blocks.push_back(',');
+    }
+    return JsonWriter(m_blocks);
+  }
+  // A block that wrote nothing leaves its separator behind; take it back.
+  void drop_separator() {
+    if (!m_blocks.empty() && m_blocks.back() == ',') {
+      m_blocks.pop_back();
+    }
+  }
+  void flush() {
+    if (!m_blocks.empty()) {
+      m_messages.begin_object().field("role", m_role).key("content");
+      m_blocks.insert(m_blocks.begin(), '[');
+      m_blocks.push_back(']');
+      m_messages.raw(m_blocks);
+      m_messages.end_object();
+    }
+    m_blocks.clear();
+  }
+
+private:
+  JsonWriter& m_messages;
+  std::string_view m_role;
+  std::string m_blocks;
+};
+
+Status write_openai_content_as_blocks(TurnWriter& turns, std::string_view role,
+                                      const element& content, const std::string& at) {
+  std::string_view text;
+  if (!content.get(text)) {
+    if (!text.empty()) {
+      turns.block(role).begin_object().field("type", "text").field("text", text).end_object();
+    }
+    return ok();
+  }
+  array parts;
+  if (content.get(parts)) {
+    return ok(); // null content
+  }
+  size_t j = 0;
+  for (const element part : parts) {
+    JsonWriter w = turns.block(role);
+    bool wrote = false;
+    if (auto st = write_anthropic_block_for_part(w, part, at + ".content[" + std::to_string(j) +
+                                                              "]",
+                                                 wrote);
+        !st) {
+      return st;
+    }
+    if (!wrote) {
+      turns.drop_separator();
+    }
+    ++j;
+  }
+  return ok();
+}
+
+Status write_anthropic_messages(BodyWriter& body, const array& messages) {
+  // System and developer messages go to the top-level system prompt, in order.
+  std::vector<std::string> system;
+  for (const element m : messages) {
+    const object msg = m.get_object().value_unsafe();
+    const std::string_view role = string_of(msg, "role").value_or("");
+    if (role == "system" || role == "developer") {
+      if (const auto c = field_of(msg, "content")) {
+        system.push_back(text_of_openai_content(*c));
+      }
+    }
+  }
+  if (system.size() == 1) {
+    body.key("system").value(std::string_view(system.front()));
+  } else if (system.size() > 1) {
+    JsonWriter& w = body.key("system").begin_array();
+    for (const auto& s : system) {
+      w.begin_object().field("type", "text").field("text", std::string_view(s)).end_object();
+    }
+    w.end_array();
+  }
+
+  JsonWriter& w = body.key("messages").begin_array();
+  TurnWriter turns(w);
+  size_t i = 0;
+  for (const element m : messages) {
+    const std::string at = "messages[" + std::to_string(i++) + "]";
+    const object msg = m.get_object().value_unsafe();
+    const std::string_view role = string_of(msg, "role").value_or("");
+    const auto content = field_of(msg, "content");
+    if (role == "system" || role == "developer") {
+      continue;
+    }
+    if (role == "user") {
+      if (content) {
+        if (auto st = write_openai_content_as_blocks(turns, "user", *content, at); !st) {
+          return st;
+        }
+      }
+    } else if (role == "assistant") {
+      if (content) {
+        if (auto st = write_openai_content_as_blocks(turns, "assistant", *content, at); !st) {
+          return st;
+        }
+      }
+      if (const auto calls = array_of(msg, "tool_calls")) {
+        size_t j = 0;
+        for (const element c : *calls) {
+          const std::string call_at = at + ".tool_calls[" + std::to_string(j++) + "]";
+          object call;
+          object function;
+          if (c.get(call) || call["function"].get(function)) {
+            return refuse(call_at, "must be an object with a 'function'");
+          }
+          const auto args = arguments_object(string_of(function, "arguments").value_or(""));
+          if (!args) {
+            return refuse(call_at + ".function.arguments", "must be a JSON object in a string");
+          }
+          turns.block("assistant")
+              .begin_object()
+              .field("type", "tool_use")
+              .field("id", string_of(call, "id").value_or(""))
+              .field("name", string_of(function, "name").value_or(""))
+              .key("input")
+              .raw(*args)
+              .end_object();
+        }
+      }
+    } else if (role == "tool") {
+      JsonWriter b = turns.block("user");
+      b.begin_object()
+          .field("type", "tool_result")
+          .field("tool_use_id", string_of(msg, "tool_call_id").value_or(""));
+      std::string_view text;
+      if (content && !content->get(text)) {
+        b.field("content", text);
+      } else if (content) {
+        b.field("content", std::string_view(text_of_openai_content(*content)));
+      }
+      b.end_object();
+    } else {
+      return refuse(at + ".role", "\"" + std::string(role) +
+                                      "\" cannot be sent to an Anthropic model (use "
+                                      "system, developer, user, assistant or tool)");
+    }
+  }
+  turns.flush();
+  w.end_array();
+  return ok();
+}
+
+Status write_anthropic_tools(BodyWriter& body, const object& root) {
+  const auto tools = array_of(root, "tools");
+  if (!tools || tools->size() == 0) {
+    return ok();
+  }
+  JsonWriter& w = body.key("tools").begin_array();
+  size_t i = 0;
+  for (const element t : *tools) {
+    const std::string at = "tools[" + std::to_string(i++) + "]";
+    object tool;
+    object function;
+    if (t.get(tool) || string_of(tool, "type").value_or("function") != "function" ||
+        tool["function"].get(function)) {
+      return refuse(at, "must be a function tool to be sent to an Anthropic model");
+    }
+    w.begin_object().field("name", string_of(function, "name").value_or(""));
+    if (const auto d = string_of(function, "description")) {
+      w.field("description", *d);
+    }
+    w.key("input_schema");
+    if (const auto schema = field_of(function, "parameters")) {
+      write_element(w, *schema);
+    } else {
+      w.raw(R"({"type":"object","properties":{}})");
+    }
+    w.end_object();
+  }
+  w.end_array();
+
+  bool parallel = true;
+  if (const auto p = field_of(root, "parallel_tool_calls"); p && p->is_bool()) {
+    parallel = p->get_bool().value();
+  }
+  std::string_view choice = "auto";
+  std::string_view name;
+  if (const auto c = field_of(root, "tool_choice")) {
+    std::string_view s;
+    object o;
+    if (!c->get(s)) {
+      if (s == "none") {
+        choice = "none";
+      } else if (s == "required") {
+        choice = "any";
+      } else if (s != "auto") {
+        return refuse("tool_choice", "must be \"auto\", \"none\", \"required\" or a function");
+      }
+    } else if (!c->get(o)) {
+      object function;
+      if (o["function"].get(function) || !string_of(function, "name")) {
+        return refuse("tool_choice", "must name a function");
+      }
+      choice = "tool";
+      name = *string_of(function, "name");
+    }
+  } else if (parallel) {
+    return ok(); // Anthropic's default is auto with parallel calls
+  }
+  JsonWriter& c = body.key("tool_choice").begin_object().field("type", choice);
+  if (choice == "tool") {
+    c.field("name", name);
+  }
+  if (!parallel && choice != "none") {
+    c.field("disable_parallel_tool_use", true);
+  }
+  c.end_object();
+  return ok();
+}
+
+// ---- Anthropic request -> OpenAI request ----
+
+Status write_openai_part_for_block(JsonWriter& w, const object& block, const std::string& at) {
+  const std::string_view type = string_of(block, "type").value_or("");
+  if (type == "text") {
+    w.begin_object().field("type", "text").field("text", string_of(block, "text").value_or(""));
+    w.end_object();
+    return ok();
+  }
+  if (type == "image") {
+    const auto source = object_of(block, "source");
+    const std::string_view kind = source ? string_of(*source, "type").value_or("") : "";
+    std::string url;
+    if (kind == "base64") {
+      url = "data:" + std::string(string_of(*source, "media_type").value_or("")) + ";base64," +
+            std::string(string_of(*source, "data").value_or(""));
+    } else if (kind == "url") {
+      url = std::string(string_of(*source, "url").value_or(""));
+    } else {
+      return refuse(at + ".source", "must be a base64 or url image source");
+    }
+    w.begin_object().field("type", "image_url").key("image_url").begin_object();
+    w.field("url", std::string_view(url)).end_object().end_object();
+    return ok();
+  }
+  return refuse(at + ".type", "\"" + std::string(type) +
+                                  "\" content cannot be sent to an OpenAI-compatible model");
+}
+
+// One Anthropic user turn: its tool results become tool messages (first, as OpenAI wants them
+// right after the assistant's tool calls), the rest one user message.
+Status write_openai_user_turn(JsonWriter& w, const element& content, const std::string& at) {
+  std::string_view text;
+  if (!content.get(text)) {
+    w.begin_object().field("role", "user").field("content", text).end_object();
+    return ok();
+  }
+  const array blocks = content.get_array().value_unsafe();
+  std::string parts;
+  size_t part_count = 0;
+  std::string_view only_text;
+  size_t j = 0;
+  auto add_part = [&](const object& block, const std::string& block_at) -> Status {
+    if (part_count > 0) {
+      parts.push_back(',');
+    }
+    JsonWriter pw(parts);
+    if (auto st = write_openai_part_for_block(pw, block, block_at); !st) {
+      return st;
+    }
+    only_text = string_of(block, "text").value_or("");
+    ++part_count;
+    return ok();
+  };
+  for (const element b : blocks) {
+    const std::string block_at = at + ".content[" + std::to_string(j++) + "]";
+    object block;
+    if (b.get(block)) {
+      return refuse(block_at, "must be an object");
+    }
+    const std::string_view type = string_of(block, "type").value_or("");
+    if (type == "thinking" || type == "redacted_thinking") {
+      continue;
+    }
+    if (type != "tool_result") {
+      if (auto st = add_part(block, block_at); !st) {
+        return st;
+      }
+      continue;
+    }
+    w.begin_object()
+        .field("role", "tool")
+        .field("tool_call_id", string_of(block, "tool_use_id").value_or(""));
+    std::string result_text;
+    if (const auto c = field_of(block, "content")) {
+      result_text = text_of_anthropic_content(*c, "\n");
+      // Images a tool returned go to the model in the user message after the results.
+      array result_blocks;
+      if (!c->get(result_blocks)) {
+        size_t k = 0;
+        for (const element rb : result_blocks) {
+          object rblock;
+          const std::string rat = block_at + ".content[" + std::to_string(k++) + "]";
+          if (!rb.get(rblock) && string_of(rblock, "type").value_or("") == "image") {
+            if (auto st = add_part(rblock, rat); !st) {
+              return st;
+            }
+          }
+        }
+      }
+    }
+    w.field("content", std::string_view(result_text)).end_object();
+  }
+  if (part_count == 1 && parts.find("\"type\":\"text\"") != std::string::npos) {
+    w.begin_object().field("role", "user").field("content", only_text).end_object();
+  } else if (part_count > 0) {
+    w.begin_object().field("role", "user").key("content").raw("[" + parts + "]").end_object();
+  }
+  return ok();
+}
+
+Status write_openai_assistant_turn(JsonWriter& w, const element& content, const std::string& at) {
+  std::string_view text;
+  if (!content.get(text)) {
+    w.begin_object().field("role", "assistant").field("content", text).end_object();
+    return ok();
+  }
+  const array blocks = content.get_array().value_unsafe();
+  std::string joined;
+  std::string calls;
+  size_t call_count = 0;
+  size_t j = 0;
+  for (const element b : blocks) {
+    const std::string block_at = at + ".content[" + std::to_string(j++) + "]";
+    object block;
+    if (b.get(block)) {
+      return refuse(block_at, "must be an object");
+    }
+    const std::string_view type = string_of(block, "type").value_or("");
+    if (type == "text") {
+      joined += string_of(block, "text").value_or("");
+    } else if (type == "tool_use") {
+      if (call_count++ > 0) {
+        calls.push_back(',');
+      }
+      JsonWriter cw(calls);
+      cw.begin_object()
+          .field("id", string_of(block, "id").value_or(""))
+          .field("type", "function")
+          .key("function")
+          .begin_object()
+          .field("name", string_of(block, "name").value_or(""));
+      const auto input = field_of(block, "input");
+      const std::string args = input ? simdjson::minify(*input) : std::string("{}");
+      cw.field("arguments", std::string_view(args)).end_object().end_object();
+    } else if (type == "thinking" || type == "redacted_thinking") {
+      continue; // an OpenAI-compatible model takes no thinking blocks
+    } else {
+      return refuse(block_at + ".type", "\"" + std::string(type) +
+                                            "\" content cannot be sent to an OpenAI-compatible "
+                                            "model");
+    }
+  }
+  w.begin_object().field("role", "assistant").key("content");
+  if (joined.empty() && call_count > 0) {
+    w.null();
+  } else {
+    w.value(std::string_view(joined));
+  }
+  if (call_count > 0) {
+    w.key("tool_calls").raw("[" + calls + "]");
+  }
+  w.end_object();
+  return ok();
+}
+
+Status write_openai_tools(BodyWriter& body, const object& root) {
+  const auto tools = array_of(root, "tools");
+  if (tools && tools->size() > 0) {
+    JsonWriter& w = body.key("tools").begin_array();
+    size_t i = 0;
+    for (const element t : *tools) {
+      const std::string at = "tools[" + std::to_string(i++) + "]";
+      object tool;
+      if (t.get(tool)) {
+        return refuse(at, "must be an object");
+      }
+      const std::string_view type = string_of(tool, "type").value_or("custom");
+      if (type != "custom") {
+        return refuse(at + ".type", "\"" + std::string(type) +
+                                        "\" is an Anthropic server tool, which an "
+                                        "OpenAI-compatible model cannot run");
+      }
+      w.begin_object().field("type", "function").key("function").begin_object();
+      w.field("name", string_of(tool, "name").value_or(""));
+      if (const auto d = string_of(tool, "description")) {
+        w.field("description", *d);
+      }
+      w.key("parameters");
+      if (const auto schema = field_of(tool, "input_schema")) {
+        write_element(w, *schema);
+      } else {
+        w.raw(R"({"type":"object","properties":{}})");
+      }
+      w.end_object().end_object();
+    }
+    w.end_array();
+  }
+  const auto choice = object_of(root, "tool_choice");
+  if (!choice) {
+    return ok();
+  }
+  const std::string_view type = string_of(*choice, "type").value_or("auto");
+  if (tools && tools->size() > 0) {
+    if (type == "auto" || type == "none") {
+      body.key("tool_choice").value(type);
+    } else if (type == "any") {
+      body.key("tool_choice").value("required");
+    } else if (type == "tool") {
+      body.key("tool_choice")
+          .begin_object()
+          .field("type", "function")
+          .key("function")
+          .begin_object()
+          .field("name", string_of(*choice, "name").value_or(""))
+          .end_object()
+          .end_object();
+    } else {
+      return refuse("tool_choice.type", "must be auto, any, tool or none");
+    }
+  }
+  const auto disable = field_of(*choice, "disable_parallel_tool_use");
+  if (disable && disable->is_bool() && disable->get_bool().value() && type != "none") {
+    body.key("parallel_tool_calls").value(false);
+  }
+  return ok();
+}
+
+// Status -> the ErrorKind whose protocol type the client expects for it.
+ErrorKind kind_for_status(int status) {
+  switch (status) {
+  case 400:
+  case 422:
+    return ErrorKind::invalid_request;
+  case 401:
+    return ErrorKind::authentication;
+  case 403:
+    return ErrorKind::permission;
+  case 404:
+    return ErrorKind::not_found;
+  case 413:
+    return ErrorKind::too_large;
+  case 429:
+    return ErrorKind::rate_limited;
+  case 503:
+  case 529:
+    return ErrorKind::unavailable;
+  default:
+    return status >= 500 ? ErrorKind::upstream : ErrorKind::invalid_request;
+  }
+}
+
+// Responses are parsed with their own parser so the request's document stays valid for the
+// next attempt.
+struct ResponseParser {
+  simdjson::dom::parser parser;
+  std::string scratch;
+};
+
+simdjson::error_code parse_response(std::string_view body, object& out) {
+  thread_local ResponseParser p;
+  p.scratch.reserve(body.size() + simdjson::SIMDJSON_PADDING);
+  p.scratch.assign(body);
+  element root;
+  if (const auto err = p.parser.parse(p.scratch.data(), p.scratch.size(), false).get(root)) {
+    return err;
+  }
+  return root.get(out);
+}
+
+} // namespace
+
+// ---- usage and stop reasons ----
+
+void read_openai_usage(const object& usage, TokenUsage& out) {
+  const int64_t prompt = int_of(usage, "prompt_tokens", -1);
+  const int64_t completion = int_of(usage, "completion_tokens", -1);
+  if (prompt < 0 && completion < 0) {
+    return;
+  }
+  int64_t cached = 0;
+  if (const auto details = object_of(usage, "prompt_tokens_details")) {
+    cached = int_of(*details, "cached_tokens");
+  }
+  out.cache_read_tokens = std::max<int64_t>(0, cached);
+  out.cache_write_tokens = 0;
+  out.input_tokens = std::max<int64_t>(0, std::max<int64_t>(prompt, 0) - out.cache_read_tokens);
+  out.output_tokens = std::max<int64_t>(completion, 0);
+  out.reported = true;
+}
+
+void read_anthropic_usage(const object& usage, TokenUsage& out) {
+  bool any = false;
+  auto take = [&](std::string_view key, int64_t& into) {
+    int64_t n = 0;
+    if (!usage[key].get(n)) {
+      into = n;
+      any = true;
+    }
+  };
+  take("input_tokens", out.input_tokens);
+  take("output_tokens", out.output_tokens);
+  take("cache_read_input_tokens", out.cache_read_tokens);
+  take("cache_creation_input_tokens", out.cache_write_tokens);
+  out.reported = out.reported || any;
+}
+
+void write_openai_usage(JsonWriter& w, const TokenUsage& usage) {
+  w.begin_object()
+      .field("prompt_tokens", usage.prompt_tokens())
+      .field("completion_tokens", usage.output_tokens)
+      .field("total_tokens", usage.prompt_tokens() + usage.output_tokens)
+      .key("prompt_tokens_details")
+      .begin_object()
+      .field("cached_tokens", usage.cache_read_tokens)
+      .end_object()
+      .end_object();
+}
+
+void write_anthropic_usage(JsonWriter& w, const TokenUsage& usage) {
+  w.begin_object()
+      .field("input_tokens", usage.input_tokens)
+      .field("output_tokens", usage.output_tokens)
+      .field("cache_creation_input_tokens", usage.cache_write_tokens)
+      .field("cache_read_input_tokens", usage.cache_read_tokens)
+      .end_object();
+}
+
+std::string_view finish_reason_for(std::string_view stop_reason) {
+  if (stop_reason == "max_tokens" || stop_reason == "model_context_window_exceeded") {
+    return "length";
+  }
+  if (stop_reason == "tool_use") {
+    return "tool_calls";
+  }
+  if (stop_reason == "refusal") {
+    return "content_filter";
+  }
+  return "stop"; // end_turn, stop_sequence, pause_turn
+}
+
+std::string_view stop_reason_for(std::string_view finish_reason) {
+  if (finish_reason == "length") {
+    return "max_tokens";
+  }
+  if (finish_reason == "tool_calls" || finish_reason == "function_call") {
+    return "tool_use";
+  }
+  if (finish_reason == "content_filter") {
+    return "refusal";
+  }
+  return "end_turn";
+}
+
+// ---- requests ----
+
+Result<std::string> openai_request_to_anthropic(const element& request,
+                                                std::string_view upstream_model,
+                                                const std::vector<Param>& defaults) {
+  const object root = request.get_object().value_unsafe();
+  if (auto st = refuse_openai_only_fields(root); !st) {
+    return st.error();
+  }
+  std::string out;
+  out.reserve(256);
+  BodyWriter body(out);
+  body.key("model").value(upstream_model);
+  if (auto st = write_anthropic_messages(body, root["messages"].get_array().value_unsafe());
+      !st) {
+    return st.error();
+  }
+  // max_completion_tokens is the newer spelling of max_tokens; it wins when both are sent.
+  for (const char* limit : {"max_completion_tokens", "max_tokens"}) {
+    if (const auto v = field_of(root, limit); v && !body.written("max_tokens")) {
+      write_element(body.key("max_tokens"), *v);
+    }
+  }
+  for (const char* same : {"temperature", "top_p"}) {
+    if (const auto v = field_of(root, same)) {
+      write_element(body.key(same), *v);
+    }
+  }
+  if (const auto stop = field_of(root, "stop")) {
+    std::string_view one;
+    if (!stop->get(one)) {
+      body.key("stop_sequences").begin_array().value(one).end_array();
+    } else {
+      write_element(body.key("stop_sequences"), *stop);
+    }
+  }
+  if (const auto stream = field_of(root, "stream"); stream && stream->is_bool()) {
+    body.key("stream").value(stream->get_bool().value());
+  }
+  if (const auto user = string_of(root, "user")) {
+    body.key("metadata").begin_object().field("user_id", *user).end_object();
+  }
+  if (auto st = write_anthropic_tools(body, root); !st) {
+    return st.error();
+  }
+  body.defaults(defaults);
+  if (!body.written("max_tokens") && !has_param(defaults, "max_tokens")) {
+    body.key("max_tokens").value(k_default_anthropic_max_tokens);
+  }
+  body.close();
+  return out;
+}
+
+Result<std::string> anthropic_request_to_openai(const element& request,
+                                                std::string_view upstream_model,
+                                                const std::vector<Param>& defaults) {
+  const object root = request.get_object().value_unsafe();
+  std::string out;
+  out.reserve(256);
+  BodyWriter body(out);
+  body.key("model").value(upstream_model);
+  JsonWriter& w = body.key("messages").begin_array();
+  if (const auto system = field_of(root, "system")) {
+    const std::string text = text_of_anthropic_content(*system, "\n\n");
+    if (!text.empty()) {
+      w.begin_object().field("role", "system").field("content", std::string_view(text));
+      w.end_object();
+    }
+  }
+  size_t i = 0;
+  const array messages = root["messages"].get_array().value_unsafe();
+  for (const element m : messages) {
+    const std::string at = "messages[" + std::to_string(i++) + "]";
+    const object msg = m.get_object().value_unsafe();
+    const std::string_view role = string_of(msg, "role").value_or("");
+    const auto content = field_of(msg, "content");
+    if (!content) {
+      return refuse(at + ".content", "is required");
+    }
+    Status st = ok();
+    if (role == "user") {
+      st = write_openai_user_turn(w, *content, at);
+    } else if (role == "assistant") {
+      st = write_openai_assistant_turn(w, *content, at);
+    } else {
+      st = refuse(at + ".role", "must be \"user\" or \"assistant\"");
+    }
+    if (!st) {
+      return st.error();
+    }
+  }
+  w.end_array();
+  for (const char* same : {"max_tokens", "temperature", "top_p"}) {
+    if (const auto v = field_of(root, same)) {
+      write_element(body.key(same), *v);
+    }
+  }
+  if (const auto stop = field_of(root, "stop_sequences"); stop && stop->is_array()) {
+    write_element(body.key("stop"), *stop);
+  }
+  if (const auto stream = field_of(root, "stream");
+      stream && stream->is_bool() && stream->get_bool().value()) {
+    body.key("stream").value(true);
+    body.key("stream_options").begin_object().field("include_usage", true).end_object();
+  }
+  if (const auto metadata = object_of(root, "metadata")) {
+    if (const auto user = string_of(*metadata, "user_id")) {
+      body.key("user").value(*user);
+    }
+  }
+  if (auto st = write_openai_tools(body, root); !st) {
+    return st.error();
+  }
+  body.defaults(defaults);
+  body.close();
+  return out;
+}
+
+// ---- whole answers ----
+
+Result<std::string> anthropic_response_to_openai(std::string_view body, int64_t created) {
+  object root;
+  if (parse_response(body, root)) {
+    return upstream_answer("is not JSON");
+  }
+  const auto content = array_of(root, "content");
+  if (!content) {
+    return upstream_answer("has no content array");
+  }
+  std::string text;
+  std::string reasoning;
+  std::string calls;
+  size_t call_count = 0;
+  for (const element b : *content) {
+    object block;
+    if (b.get(block)) {
+      return upstream_answer("has a content block that is not an object");
+    }
+    const std::string_view type = string_of(block, "type").value_or("");
+    if (type == "text") {
+      text += string_of(block, "text").value_or("");
+    } else if (type == "thinking") {
+      reasoning += string_of(block, "thinking").value_or("");
+    } else if (type == "tool_use") {
+      if (call_count++ > 0) {
+        calls.push_back(',');
+      }
+      const auto input = field_of(block, "input");
+      const std::string args = input ? simdjson::minify(*input) : std::string("{}");
+      JsonWriter(calls)
+          .begin_object()
+          .field("id", string_of(block, "id").value_or(""))
+          .field("type", "function")
+          .key("function")
+          .begin_object()
+          .field("name", string_of(block, "name").value_or(""))
+          .field("arguments", std::string_view(args))
+          .end_object()
+          .end_object();
+    }
+  }
+  TokenUsage usage;
+  if (const auto u = object_of(root, "usage")) {
+    read_anthropic_usage(*u, usage);
+  }
+  std::string out;
+  out.reserve(body.size() + 128);
+  JsonWriter w(out);
+  w.begin_object()
+      .field("id", string_of(root, "id").value_or(""))
+      .field("object", "chat.completion")
+      .field("created", created)
+      .field("model", string_of(root, "model").value_or(""))
+      .key("choices")
+      .begin_array()
+      .begin_object()
+      .field("index", 0)
+      .key("message")
+      .begin_object()
+      .field("role", "assistant")
+      .key("content");
+  if (text.empty() && call_count > 0) {
+    w.null();
+  } else {
+    w.value(std::string_view(text));
+  }
+  if (!reasoning.empty()) {
+    w.field("reasoning_content", std::string_view(reasoning));
+  }
+  if (call_count > 0) {
+    w.key("tool_calls").raw("[" + calls + "]");
+  }
+  w.key("refusal").null().end_object();
+  w.key("logprobs").null();
+  w.field("finish_reason",
+          finish_reason_for(string_of(root, "stop_reason").value_or("end_turn")));
+  w.end_object().end_array().key("usage");
+  write_openai_usage(w, usage);
+  w.end_object();
+  return out;
+}
+
+Result<std::string> openai_response_to_anthropic(std::string_view body) {
+  object root;
+  if (parse_response(body, root)) {
+    return upstream_answer("is not JSON");
+  }
+  const auto choices = array_of(root, "choices");
+  object choice;
+  object message;
+  if (!choices || choices->size() == 0 || choices->at(0).get(choice) ||
+      choice["message"].get(message)) {
+    return upstream_answer("has no choices[0].message");
+  }
+  std::string out;
+  out.reserve(body.size() + 128);
+  JsonWriter w(out);
+  w.begin_object()
+      .field("id", string_of(root, "id").value_or(""))
+      .field("type", "message")
+      .field("role", "assistant")
+      .field("model", string_of(root, "model").value_or(""))
+      .key("content")
+      .begin_array();
+  for (const char* key : {"reasoning_content", "reasoning"}) {
+    if (const auto r = string_of(message, key); r && !r->empty()) {
+      w.begin_object().field("type", "thinking").field("thinking", *r).field("signature", "");
+      w.end_object();
+      break;
+    }
+  }
+  std::string text;
+  if (const auto c = field_of(message, "content")) {
+    text = text_of_openai_content(*c);
+  }
+  if (const auto refusal = string_of(message, "refusal"); refusal && text.empty()) {
+    text = std::string(*refusal);
+  }
+  if (!text.empty()) {
+    w.begin_object().field("type", "text").field("text", std::string_view(text)).end_object();
+  }
+  if (const auto calls = array_of(message, "tool_calls")) {
+    for (const element c : *calls) {
+      object call;
+      object function;
+      if (c.get(call) || call["function"].get(function)) {
+        return upstream_answer("has a tool call without a function");
+      }
+      const auto args = arguments_object(string_of(function, "arguments").value_or(""));
+      if (!args) {
+        return upstream_answer("has tool call arguments that are not a JSON object");
+      }
+      w.begin_object()
+          .field("type", "tool_use")
+          .field("id", string_of(call, "id").value_or(""))
+          .field("name", string_of(function, "name").value_or(""))
+          .key("input")
+          .raw(*args)
+          .end_object();
+    }
+  }
+  w.end_array();
+  w.field("stop_reason", stop_reason_for(string_of(choice, "finish_reason").value_or("stop")));
+  w.key("stop_sequence").null().key("usage");
+  TokenUsage usage;
+  if (const auto u = object_of(root, "usage")) {
+    read_openai_usage(*u, usage);
+  }
+  write_anthropic_usage(w, usage);
+  w.end_object();
+  return out;
+}
+
+std::string translate_error_body(std::string_view body, int status, Protocol client) {
+  std::string message;
+  object root;
+  if (!parse_response(body, root)) {
+    if (const auto error = object_of(root, "error")) {
+      message = std::string(string_of(*error, "message").value_or(""));
+    } else if (const auto m = string_of(root, "message")) {
+      message = std::string(*m);
+    } else if (const auto detail = string_of(root, "detail")) {
+      message = std::string(*detail); // FastAPI-based servers (vLLM)
+    } else if (const auto e = string_of(root, "error")) {
+      message = std::string(*e); // Ollama, llama.cpp
+    }
+  }
+  if (message.empty()) {
+    std::string_view snippet = body.substr(0, 300);
+    while (!snippet.empty() && (snippet.back() == '\n' || snippet.back() == ' ')) {
+      snippet.remove_suffix(1);
+    }
+    message = "the upstream answered HTTP " + std::to_string(status) +
+              (snippet.empty() ? std::string() : ": " + std::string(snippet));
+  }
+  return error_body(client, make_error(kind_for_status(status), std::move(message)));
+}
+
+} // namespace modelmux
