@@ -228,9 +228,9 @@ private:
       upstream_route =
           m_protocol == Protocol::openai ? ApiRoute::messages : ApiRoute::chat_completions;
     } else {
-      const bool ask_usage = m_body->stream && upstream == Protocol::openai &&
-                             (m_route == ApiRoute::chat_completions ||
-                              m_route == ApiRoute::completions);
+      const bool ask_usage =
+          m_body->stream && upstream == Protocol::openai &&
+          (m_route == ApiRoute::chat_completions || m_route == ApiRoute::completions);
       body = rewrite_request_body(m_req.body, *m_body, step.upstream_model, params, ask_usage);
     }
     ClientHeaders client{m_record.request_id,

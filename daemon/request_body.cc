@@ -387,7 +387,8 @@ std::string rewrite_request_body(std::string_view body, const RequestBody& parse
   std::string out;
   out.reserve(body.size() + upstream_model.size() + 96);
   out.append(body.substr(0, parsed.object_start));
-  const bool rewrite_options = ask_usage && !parsed.include_usage && parsed.has_key("stream_options");
+  const bool rewrite_options =
+      ask_usage && !parsed.include_usage && parsed.has_key("stream_options");
   if (ask_usage && !parsed.has_key("stream_options")) {
     out.append("\"stream_options\":{\"include_usage\":true},");
   }

@@ -326,8 +326,8 @@ private:
     }
     if (root["error"].error() == simdjson::SUCCESS) {
       out.append("event: error\ndata: ");
-      out.append(anthropic_error_body(make_error(ErrorKind::upstream,
-                                                 std::string(error_message(root)))));
+      out.append(
+          anthropic_error_body(make_error(ErrorKind::upstream, std::string(error_message(root)))));
       out.append("\n\n");
       end_as(State::upstream_error, std::string(error_message(root)));
       return;
@@ -423,8 +423,8 @@ private:
                         (!has_index && !id.empty() && id != m_tool_id);
     if (is_new) {
       if (has_index && index <= m_max_tool_index) {
-        end_as(State::malformed, "tool call " + std::to_string(index) +
-                                   " continued after the next one began");
+        end_as(State::malformed,
+               "tool call " + std::to_string(index) + " continued after the next one began");
         return;
       }
       close_block(out);

@@ -207,8 +207,8 @@ Status refuse_openai_only_fields(const object& root) {
   if (const auto bias = object_of(root, "logit_bias"); bias && bias->size() > 0) {
     return refuse("logit_bias", "has no Anthropic equivalent");
   }
-  for (const char* field : {"audio", "prediction", "web_search_options", "functions",
-                            "function_call"}) {
+  for (const char* field :
+       {"audio", "prediction", "web_search_options", "functions", "function_call"}) {
     if (field_of(root, field)) {
       return refuse(field, std::string_view(field).substr(0, 8) == "function"
                                ? "is the deprecated form of 'tools'; send 'tools' instead"
@@ -279,8 +279,8 @@ Status write_anthropic_block_for_part(JsonWriter& w, const element& part, const 
     wrote = true;
     return ok();
   }
-  return refuse(at + ".type", "\"" + std::string(type) +
-                                  "\" content cannot be sent to an Anthropic model");
+  return refuse(at + ".type",
+                "\"" + std::string(type) + "\" content cannot be sent to an Anthropic model");
 }
 
 // Consecutive OpenAI messages of one Anthropic role become one turn, as Anthropic requires
@@ -340,9 +340,8 @@ Status write_openai_content_as_blocks(TurnWriter& turns, std::string_view role,
   for (const element part : parts) {
     JsonWriter w = turns.block(role);
     bool wrote = false;
-    if (auto st = write_anthropic_block_for_part(w, part, at + ".content[" + std::to_string(j) +
-                                                              "]",
-                                                 wrote);
+    if (auto st = write_anthropic_block_for_part(w, part,
+                                                 at + ".content[" + std::to_string(j) + "]", wrote);
         !st) {
       return st;
     }
@@ -870,8 +869,7 @@ Result<std::string> openai_request_to_anthropic(const element& request,
   out.reserve(256);
   BodyWriter body(out);
   body.key("model").value(upstream_model);
-  if (auto st = write_anthropic_messages(body, root["messages"].get_array().value_unsafe());
-      !st) {
+  if (auto st = write_anthropic_messages(body, root["messages"].get_array().value_unsafe()); !st) {
     return st.error();
   }
   // max_completion_tokens is the newer spelling of max_tokens; it wins when both are sent.
@@ -1051,8 +1049,7 @@ Result<std::string> anthropic_response_to_openai(std::string_view body, int64_t 
   }
   w.key("refusal").null().end_object();
   w.key("logprobs").null();
-  w.field("finish_reason",
-          finish_reason_for(string_of(root, "stop_reason").value_or("end_turn")));
+  w.field("finish_reason", finish_reason_for(string_of(root, "stop_reason").value_or("end_turn")));
   w.end_object().end_array().key("usage");
   write_openai_usage(w, usage);
   w.end_object();

@@ -1,5 +1,6 @@
 // Test helpers: a fake upstream model server and a modelmux daemon, both in-process on
-// 127.0.0.1 with ephemeral ports, plus a latch for ordering threads without sleeps.
+// 127.0.0.1 with ephemeral ports, a latch for ordering threads without sleeps, and the client
+// side: request bodies, a streaming POST, and reading error bodies.
 #pragma once
 
 #include "modelmux/app.h"
@@ -10,6 +11,7 @@
 #include <functional>
 #include <httplib.h>
 #include <mutex>
+#include <simdjson.h>
 #include <string>
 #include <sys/socket.h>
 #include <thread>
@@ -211,6 +213,72 @@ inline std::string fill(std::string text,
     }
   }
   return text;
+}
+
+// ---- the client side ----
+
+inline std::string chat_body(std::string_view model, bool stream = false) {
+  return std::string(R"({"model":")") + std::string(model) + R"(","stream":)" +
+         (stream ? "true" : "false") + R"(,"messages":[{"role":"user","content":"hello"}]})";
+}
+
+inline std::string header(const httplib::Result& r, const char* name) {
+  return r ? r->get_header_value(name) : std::string();
+}
+
+// The error object of an OpenAI-shaped or Anthropic-shaped error body.
+inline std::string error_message(const std::string& body) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  if (parser.parse(body).get(doc)) {
+    return "(not JSON: " + body + ")";
+  }
+  std::string_view m;
+  if (doc["error"]["message"].get(m)) {
+    return "(no error.message: " + body + ")";
+  }
+  return std::string(m);
+}
+
+// Streams a POST and collects what arrives, calling on_chunk for each piece.
+struct Streamed {
+  int status = 0;
+  std::string body;
+  httplib::Headers headers;
+};
+
+inline Streamed stream_post(int port, const std::string& path, const std::string& body,
+                            const std::function<void(const std::string&)>& on_chunk = {}) {
+  httplib::Client c("127.0.0.1", port);
+  c.set_read_timeout(std::chrono::seconds(20));
+  Streamed out;
+  httplib::Request req;
+  req.method = "POST";
+  req.path = path;
+  req.body = body;
+  req.set_header("Content-Type", "application/json");
+  req.response_handler = [&](const httplib::Response& r) {
+    out.status = r.status;
+    out.headers = r.headers;
+    return true;
+  };
+  req.content_receiver = [&](const char* data, size_t len, uint64_t, uint64_t) {
+    out.body.append(data, len);
+    if (on_chunk) {
+      on_chunk(std::string(data, len));
+    }
+    return true;
+  };
+  httplib::Response res;
+  httplib::Error err = httplib::Error::Success;
+  c.send(req, res, err);
+  if (out.body.empty()) {
+    out.body = res.body;
+  }
+  if (out.status == 0) {
+    out.status = res.status;
+  }
+  return out;
 }
 
 } // namespace modelmux::testing
