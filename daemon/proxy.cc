@@ -383,6 +383,7 @@ private:
       }
     }
     record(step, Outcome::ok, "HTTP " + std::to_string(status));
+    relay->relay->forward_comments();
     m_res.status = status;
     m_res.set_header("Cache-Control", "no-cache");
     set_modelmux_headers(m_res, step.label, m_attempts.size());

@@ -86,7 +86,8 @@ void SseParser::take_line(std::string_view line, SseHandler& handler) {
     return;
   }
   if (line.front() == ':') {
-    return; // a comment, often a keep-alive
+    handler.on_comment(line.substr(1));
+    return;
   }
   const size_t colon = line.find(':');
   const std::string_view field = line.substr(0, colon);

@@ -562,6 +562,12 @@ void StreamRelay::on_event(std::string_view event, std::string_view data) {
   }
 }
 
+void StreamRelay::on_comment(std::string_view comment) {
+  if (m_forward_comments && m_state == State::open) {
+    m_out->append(":").append(comment).append("\n\n");
+  }
+}
+
 void StreamRelay::end_as(State state, std::string problem) {
   m_state = state;
   m_problem = std::move(problem);

@@ -477,6 +477,16 @@ TEST_CASE("an OpenAI tool call that resumes after the next began is malformed, n
   CHECK(relay->state() == StreamRelay::State::malformed);
 }
 
+TEST_CASE("keep-alive comments are relayed once the client has its first byte, not before") {
+  auto relay = make_stream_relay(Protocol::anthropic, Protocol::anthropic, {});
+  std::string out;
+  relay->feed(": waiting\n\n", out);
+  CHECK(out.empty());
+  relay->forward_comments();
+  relay->feed(": still waiting\n\n", out);
+  CHECK(out == ": still waiting\n\n");
+}
+
 TEST_CASE("an OpenAI upstream that ignores include_usage still gives Anthropic clients counts") {
   StreamOptions options;
   options.estimated_input_tokens = 42;

@@ -16,6 +16,8 @@ public:
   // One complete event. event is empty when the stream named none; data is the event's data
   // lines joined with '\n'. Both views are valid only during the call.
   virtual void on_event(std::string_view event, std::string_view data) = 0;
+  // A comment line (":" and what follows it), which servers send to keep a quiet stream alive.
+  virtual void on_comment(std::string_view) {}
 };
 
 class SseParser {

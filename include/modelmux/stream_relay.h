@@ -43,6 +43,10 @@ public:
   // still open afterwards, the stream was cut short.
   void finish(std::string& out);
 
+  // Relays the upstream's keep-alive comments from now on. Off until the client has its first
+  // byte: a comment must not commit a request that could still fall back.
+  void forward_comments() { m_forward_comments = true; }
+
   State state() const { return m_state; }
   // Why the stream is malformed or in error, for the attempt list.
   const std::string& problem() const { return m_problem; }
@@ -64,6 +68,7 @@ protected:
 
 private:
   void on_event(std::string_view event, std::string_view data) override;
+  void on_comment(std::string_view comment) override;
 
   State m_state = State::open;
   std::string m_problem;
@@ -71,6 +76,7 @@ private:
   simdjson::dom::parser m_parser;
   std::string m_scratch; // padded copy of the event being parsed
   std::string* m_out = nullptr;
+  bool m_forward_comments = false;
 };
 
 // The relay for an upstream speaking `upstream` to a client speaking `client`.
