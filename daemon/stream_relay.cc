@@ -409,7 +409,8 @@ private:
     estimate.input_tokens = m_options.estimated_input_tokens;
     write_anthropic_usage(w, estimate);
     w.end_object().end_object();
-    out.append("\n\n");
+    // Anthropic sends a ping early in every stream; clients that wait for one get it.
+    out.append("\n\nevent: ping\ndata: {\"type\":\"ping\"}\n\n");
   }
 
   void tool_delta(const object& call, std::string& out) {
