@@ -27,9 +27,8 @@ std::string anthropic_stream(int deltas) {
   s += "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n";
   for (int t = 1; t <= 2; ++t) {
     s += "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":" +
-         std::to_string(t) +
-         ",\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_" + std::to_string(t) +
-         "\",\"name\":\"edit_file\",\"input\":{}}}\n\n";
+         std::to_string(t) + ",\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_" +
+         std::to_string(t) + "\",\"name\":\"edit_file\",\"input\":{}}}\n\n";
     for (int i = 0; i < deltas / 4; ++i) {
       s += "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":" +
            std::to_string(t) +
@@ -100,8 +99,8 @@ void run(const char* name, const std::string& input, Protocol from, Protocol to,
   const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
   std::printf("%-28s %8.1f MB/s in  %8.1f MB/s out  %7.0f streams/s  (%zu-byte slices)\n", name,
               static_cast<double>(bytes) / elapsed / 1e6,
-              static_cast<double>(produced) / elapsed / 1e6,
-              static_cast<double>(streams) / elapsed, slice);
+              static_cast<double>(produced) / elapsed / 1e6, static_cast<double>(streams) / elapsed,
+              slice);
 }
 
 } // namespace

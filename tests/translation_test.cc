@@ -338,6 +338,55 @@ TEST_CASE("every stream in the corpus translates identically with CRLF line endi
   }
 }
 
+TEST_CASE("mangled streams never crash a relay, and never end as complete without the terminal") {
+  // Deterministic mutations of every corpus stream: bytes flipped, dropped and cut short.
+  uint64_t seed = 0x9E3779B97F4A7C15ull;
+  auto next = [&seed] {
+    seed ^= seed << 13;
+    seed ^= seed >> 7;
+    seed ^= seed << 17;
+    return seed;
+  };
+  const std::vector<std::pair<Protocol, Protocol>> pairs = {
+      {Protocol::openai, Protocol::openai},
+      {Protocol::openai, Protocol::anthropic},
+      {Protocol::anthropic, Protocol::openai},
+      {Protocol::anthropic, Protocol::anthropic}};
+  for (const auto& c : corpus("stream")) {
+    CAPTURE(c.name);
+    const std::string input = read_file(c.dir / "input.sse");
+    for (int round = 0; round < 200; ++round) {
+      std::string mangled = input;
+      for (int edits = 1 + static_cast<int>(next() % 4); edits > 0 && !mangled.empty(); --edits) {
+        const size_t at = next() % mangled.size();
+        switch (next() % 3) {
+        case 0:
+          mangled[at] = static_cast<char>(next() & 0xFF);
+          break;
+        case 1:
+          mangled.erase(at, 1 + next() % 16);
+          break;
+        default:
+          mangled.resize(at);
+        }
+      }
+      for (const auto& [from, to] : pairs) {
+        auto relay = make_stream_relay(from, to, {});
+        std::string out;
+        relay->feed(mangled, out);
+        relay->finish(out);
+        if (relay->state() == StreamRelay::State::complete) {
+          // Complete means a terminal event was in what arrived.
+          const bool terminal = mangled.find("[DONE]") != std::string::npos ||
+                                mangled.find("finish_reason\":\"") != std::string::npos ||
+                                mangled.find("message_stop") != std::string::npos;
+          CHECK(terminal);
+        }
+      }
+    }
+  }
+}
+
 TEST_CASE("usage converts between protocols without counting cached tokens twice") {
   TokenUsage u;
   u.input_tokens = 12;
