@@ -26,6 +26,11 @@ void append_sse(std::string& out, std::string_view event, std::string_view data)
   if (!event.empty()) {
     out.append("event: ").append(event).push_back('\n');
   }
+  // Data that came in several data lines goes out in as many.
+  for (size_t nl = data.find('\n'); nl != std::string_view::npos; nl = data.find('\n')) {
+    out.append("data: ").append(data.substr(0, nl)).push_back('\n');
+    data.remove_prefix(nl + 1);
+  }
   out.append("data: ").append(data).append("\n\n");
 }
 
@@ -56,7 +61,8 @@ private:
       return;
     }
     object usage;
-    if (object_at(root, "usage", usage)) {
+    const bool has_usage = object_at(root, "usage", usage);
+    if (has_usage) {
       read_openai_usage(usage, m_usage);
     }
     if (root["error"].error() == simdjson::SUCCESS) {
@@ -66,7 +72,7 @@ private:
     }
     array choices;
     if (!root["choices"].get(choices)) {
-      if (choices.size() == 0 && m_usage.reported && !m_options.client_wants_usage) {
+      if (choices.size() == 0 && has_usage && !m_options.client_wants_usage) {
         return; // the usage chunk modelmux asked for on the client's behalf
       }
       for (const element c : choices) {

@@ -526,6 +526,13 @@ TEST_CASE("an OpenAI tool call that resumes after the next began is malformed, n
   CHECK(relay->state() == StreamRelay::State::malformed);
 }
 
+TEST_CASE("an event whose data came in several lines is relayed in as many") {
+  auto relay = make_stream_relay(Protocol::openai, Protocol::openai, {});
+  std::string out;
+  relay->feed("data: {\"choices\":\ndata: []}\n\n", out);
+  CHECK(out == "data: {\"choices\":\ndata: []}\n\n");
+}
+
 TEST_CASE("keep-alive comments are relayed once the client has its first byte, not before") {
   auto relay = make_stream_relay(Protocol::anthropic, Protocol::anthropic, {});
   std::string out;
