@@ -1,0 +1,255 @@
+// Target health: ejection, probes, cool-downs and the windowed verdict.
+#include "modelmux/health.h"
+
+#include "modelmux/text.h"
+
+#include <algorithm>
+#include <ctime>
+
+namespace modelmux {
+
+namespace {
+
+// Past this many attempts in the window, the oldest are forgotten early: the verdict needs a
+// rate and a p95, not every attempt of a busy hour.
+constexpr size_t k_max_samples = 4096;
+// The p95 of a large window is recomputed at most this often.
+constexpr auto k_p95_refresh = std::chrono::seconds(1);
+
+std::string seconds_text(std::chrono::milliseconds d) {
+  return std::to_string((d.count() + 999) / 1000) + "s";
+}
+
+bool is_failure(Outcome outcome) {
+  return outcome != Outcome::ok && outcome != Outcome::http_4xx && outcome != Outcome::http_429;
+}
+
+} // namespace
+
+std::string_view to_string(TargetState state) {
+  switch (state) {
+  case TargetState::healthy:
+    return "healthy";
+  case TargetState::degraded:
+    return "degraded";
+  case TargetState::unhealthy:
+    return "unhealthy";
+  case TargetState::ejected:
+    return "ejected";
+  }
+  return "healthy";
+}
+
+std::optional<std::chrono::milliseconds>
+retry_after(const std::string& header, const std::string& ms_header,
+            std::chrono::system_clock::time_point now) {
+  if (!ms_header.empty()) {
+    if (const auto ms = parse_int(ms_header); ms && *ms >= 0) {
+      return std::chrono::milliseconds(*ms);
+    }
+  }
+  if (header.empty()) {
+    return std::nullopt;
+  }
+  if (const auto seconds = parse_int(header); seconds) {
+    return *seconds >= 0 ? std::optional(std::chrono::milliseconds(*seconds * 1000)) : std::nullopt;
+  }
+  // An HTTP date: "Wed, 21 Oct 2015 07:28:00 GMT".
+  std::tm tm{};
+  const char* end = strptime(header.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  if (end == nullptr) {
+    return std::nullopt;
+  }
+  const auto at = std::chrono::system_clock::from_time_t(timegm(&tm));
+  return std::max(std::chrono::milliseconds(0),
+                  std::chrono::duration_cast<std::chrono::milliseconds>(at - now));
+}
+
+TargetHealth::TargetHealth(const HealthConfig& config, size_t key_count) {
+  reconfigure(config, key_count);
+}
+
+void TargetHealth::reconfigure(const HealthConfig& config, size_t key_count) {
+  std::lock_guard lock(m_mutex);
+  m_config = config;
+  m_key_cooling_until.resize(std::max<size_t>(1, key_count));
+}
+
+void TargetHealth::record_attempt(Outcome outcome, std::chrono::milliseconds latency,
+                                  Clock::time_point now) {
+  if (outcome == Outcome::http_4xx || outcome == Outcome::http_429) {
+    return;
+  }
+  std::lock_guard lock(m_mutex);
+  const bool failed = is_failure(outcome);
+  m_samples.push_back(Sample{now, !failed, latency.count()});
+  if (m_samples.size() > k_max_samples) {
+    m_samples.pop_front();
+  }
+  m_p95_dirty = true;
+  if (!failed) {
+    m_consecutive_failures = 0;
+    if (!m_ejected_until && m_times_ejected > 0) {
+      --m_times_ejected; // a target that serves again earns back its shorter ejections
+    }
+    return;
+  }
+  if (m_ejected_until && now < *m_ejected_until) {
+    return; // an attempt already under way when it was ejected
+  }
+  if (++m_consecutive_failures < m_config.consecutive_failures) {
+    return;
+  }
+  ++m_times_ejected;
+  const auto duration = std::min<std::chrono::milliseconds>(
+      m_config.base_ejection_time * m_times_ejected, m_config.max_ejection_time);
+  m_ejected_until = now + duration;
+  m_ejection_reason = std::to_string(m_consecutive_failures) + " consecutive failures (last: " +
+                      std::string(to_string(outcome)) + "), ejected for " +
+                      seconds_text(duration);
+  m_consecutive_failures = 0;
+}
+
+void TargetHealth::record_probe(bool passed, const std::string& detail, Clock::time_point now) {
+  std::lock_guard lock(m_mutex);
+  m_probe_detail = detail;
+  if (passed) {
+    m_probe_failures = 0;
+    ++m_probe_passes;
+    if (m_probe_unhealthy && m_probe_passes >= m_config.healthy_threshold) {
+      m_probe_unhealthy = false;
+    }
+    if (m_ejected_until && now < *m_ejected_until) {
+      m_ejected_until.reset(); // the target answers again: back early
+      m_consecutive_failures = 0;
+    }
+    return;
+  }
+  m_probe_passes = 0;
+  if (++m_probe_failures >= m_config.unhealthy_threshold) {
+    m_probe_unhealthy = true;
+  }
+}
+
+std::optional<size_t> TargetHealth::key_for(Clock::time_point now) const {
+  std::lock_guard lock(m_mutex);
+  for (size_t i = 0; i < m_key_cooling_until.size(); ++i) {
+    if (m_key_cooling_until[i] <= now) {
+      return i;
+    }
+  }
+  return std::nullopt;
+}
+
+void TargetHealth::cool_key(size_t key, Clock::time_point until) {
+  std::lock_guard lock(m_mutex);
+  if (key < m_key_cooling_until.size()) {
+    m_key_cooling_until[key] = std::max(m_key_cooling_until[key], until);
+  }
+}
+
+std::optional<TargetHealth::Clock::time_point>
+TargetHealth::cooling_until(Clock::time_point now) const {
+  Clock::time_point soonest = Clock::time_point::max();
+  for (const auto until : m_key_cooling_until) {
+    if (until <= now) {
+      return std::nullopt;
+    }
+    soonest = std::min(soonest, until);
+  }
+  return soonest;
+}
+
+bool TargetHealth::usable(Clock::time_point now) const {
+  std::lock_guard lock(m_mutex);
+  const auto verdict = judge(now);
+  return verdict.state != TargetState::ejected && verdict.state != TargetState::unhealthy &&
+         !cooling_until(now);
+}
+
+HealthReport TargetHealth::report(Clock::time_point now) const {
+  std::lock_guard lock(m_mutex);
+  auto r = judge(now);
+  if (r.state == TargetState::healthy) {
+    if (const auto until = cooling_until(now)) {
+      r.state = TargetState::degraded;
+      r.reason = "rate limited (429) for another " +
+                 seconds_text(std::chrono::duration_cast<std::chrono::milliseconds>(*until - now));
+    }
+  }
+  return r;
+}
+
+void TargetHealth::prune(Clock::time_point now) const {
+  const auto oldest = now - m_config.window;
+  while (!m_samples.empty() && m_samples.front().at < oldest) {
+    m_samples.pop_front();
+    m_p95_dirty = true;
+  }
+}
+
+HealthReport TargetHealth::judge(Clock::time_point now) const {
+  HealthReport r;
+  prune(now);
+  r.attempts = m_samples.size();
+  if (!m_samples.empty()) {
+    const auto ok = std::count_if(m_samples.begin(), m_samples.end(),
+                                  [](const Sample& s) { return s.ok; });
+    r.success_rate = static_cast<double>(ok) / static_cast<double>(m_samples.size());
+    if (m_p95_dirty && (m_samples.size() <= 256 || now - m_p95_at >= k_p95_refresh)) {
+      std::vector<int64_t> latencies;
+      latencies.reserve(m_samples.size());
+      for (const auto& s : m_samples) {
+        latencies.push_back(s.latency_ms);
+      }
+      const size_t at = (latencies.size() * 95 + 99) / 100 - 1;
+      std::nth_element(latencies.begin(), latencies.begin() + static_cast<ptrdiff_t>(at),
+                       latencies.end());
+      m_p95_ms = latencies[at];
+      m_p95_at = now;
+      m_p95_dirty = false;
+    }
+    r.p95_latency_ms = m_p95_ms;
+  }
+  if (m_ejected_until) {
+    if (now < *m_ejected_until) {
+      r.state = TargetState::ejected;
+      r.reason = m_ejection_reason;
+      r.ejected_until = m_ejected_until;
+      return r;
+    }
+    m_ejected_until.reset(); // its time is up: back, with the failure count reset
+    m_consecutive_failures = 0;
+  }
+  if (m_probe_unhealthy) {
+    r.state = TargetState::unhealthy;
+    r.reason = std::to_string(m_probe_failures) + " failed health probes (last: " +
+               m_probe_detail + ")";
+    return r;
+  }
+  if (r.attempts < static_cast<size_t>(m_config.min_requests) || !r.success_rate) {
+    return r;
+  }
+  const auto verdict = [&](const HealthThresholds& t, TargetState state) {
+    if (*r.success_rate < t.success_rate_below) {
+      char rate[32];
+      std::snprintf(rate, sizeof rate, "%.1f%%", *r.success_rate * 100.0);
+      r.state = state;
+      r.reason = "success rate " + std::string(rate) + " over the last " +
+                 std::to_string(r.attempts) + " attempts";
+      return true;
+    }
+    if (r.p95_latency_ms && *r.p95_latency_ms > t.p95_latency_above.count()) {
+      r.state = state;
+      r.reason = "p95 time to first byte " + std::to_string(*r.p95_latency_ms) + " ms";
+      return true;
+    }
+    return false;
+  };
+  if (!verdict(m_config.unhealthy, TargetState::unhealthy)) {
+    verdict(m_config.degraded, TargetState::degraded);
+  }
+  return r;
+}
+
+} // namespace modelmux

@@ -1,0 +1,95 @@
+// Target health, in Envoy's vocabulary (STYLE.md): outlier ejection learned from real traffic,
+// active probe verdicts, 429 cool-downs per key, and the state a target is judged to be in over
+// a sliding window. Pure logic with the time passed in, so every rule is tested without a
+// clock; one mutex per target, taken once per attempt, never per byte.
+#pragma once
+
+#include "modelmux/config.h"
+#include "modelmux/upstream.h"
+
+#include <chrono>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace modelmux {
+
+enum class TargetState { healthy, degraded, unhealthy, ejected };
+std::string_view to_string(TargetState state);
+
+struct HealthReport {
+  TargetState state = TargetState::healthy;
+  std::string reason; // empty when healthy
+  std::optional<std::chrono::steady_clock::time_point> ejected_until;
+  std::optional<double> success_rate; // over the window; none without attempts
+  std::optional<int64_t> p95_latency_ms;
+  size_t attempts = 0; // in the window
+};
+
+// How long a 429 asks to wait: Retry-After as seconds or an HTTP date, or retry-after-ms (as
+// OpenAI sends). nullopt when the answer says nothing usable.
+std::optional<std::chrono::milliseconds>
+retry_after(const std::string& retry_after_header, const std::string& retry_after_ms_header,
+            std::chrono::system_clock::time_point now);
+
+// A 429 with no usable Retry-After cools its key down for this long.
+inline constexpr std::chrono::seconds k_default_cool_down{5};
+
+class TargetHealth {
+public:
+  using Clock = std::chrono::steady_clock;
+
+  TargetHealth(const HealthConfig& config, size_t key_count);
+
+  // A reload may change the thresholds and the number of keys; history is kept.
+  void reconfigure(const HealthConfig& config, size_t key_count);
+
+  // One attempt's outcome and its time to first byte. A client's 4xx says nothing about the
+  // target and a 429 is a cool-down (cool_key), so neither counts as success or failure.
+  void record_attempt(Outcome outcome, std::chrono::milliseconds latency, Clock::time_point now);
+  // One active probe. unhealthy_threshold failures in a row make the target unhealthy,
+  // healthy_threshold passes bring it back; a pass also ends an ejection early.
+  void record_probe(bool passed, const std::string& detail, Clock::time_point now);
+
+  // The key to use now: the first one not cooling down. nullopt when every key is cooling.
+  // A target without keys has one implicit key, index 0.
+  std::optional<size_t> key_for(Clock::time_point now) const;
+  void cool_key(size_t key, Clock::time_point until);
+
+  // Whether the router should send it traffic while another target can serve.
+  bool usable(Clock::time_point now) const;
+  HealthReport report(Clock::time_point now) const;
+
+private:
+  struct Sample {
+    Clock::time_point at;
+    bool ok;
+    int64_t latency_ms;
+  };
+
+  void prune(Clock::time_point now) const;
+  std::optional<Clock::time_point> cooling_until(Clock::time_point now) const;
+  HealthReport judge(Clock::time_point now) const;
+
+  mutable std::mutex m_mutex;
+  HealthConfig m_config;
+  // Judging the state prunes the window and ends ejections whose time is up, so these change
+  // under const reads (always with the mutex held).
+  mutable std::deque<Sample> m_samples; // attempts in the window, oldest first
+  mutable bool m_p95_dirty = false;
+  mutable int64_t m_p95_ms = 0;
+  mutable Clock::time_point m_p95_at;
+  mutable int m_consecutive_failures = 0;
+  int m_times_ejected = 0;
+  mutable std::optional<Clock::time_point> m_ejected_until;
+  std::string m_ejection_reason;
+  int m_probe_failures = 0;
+  int m_probe_passes = 0;
+  bool m_probe_unhealthy = false;
+  std::string m_probe_detail;
+  std::vector<Clock::time_point> m_key_cooling_until;
+};
+
+} // namespace modelmux
