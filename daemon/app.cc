@@ -23,6 +23,8 @@ SnapshotLoad finish_load(ConfigLoad load) {
   snapshot->registry = std::move(registry);
   for (const auto& t : snapshot->registry->targets()) {
     snapshot->pools.push_back(std::make_shared<ClientPool>(t));
+    snapshot->health.push_back(
+        std::make_shared<TargetHealth>(snapshot->config->health, t.endpoint.api_keys.size()));
   }
   out.snapshot = std::move(snapshot);
   return out;
@@ -57,7 +59,18 @@ App::~App() {
 void App::replace_snapshot(std::shared_ptr<const Snapshot> snapshot) {
   const auto& logging = snapshot->config->logging;
   m_log.configure(logging.level, logging.format);
-  m_snapshot.store(std::move(snapshot));
+  const auto old = m_snapshot.load();
+  auto next = std::make_shared<Snapshot>(*snapshot);
+  for (const auto& t : next->registry->targets()) {
+    for (const auto& o : old->registry->targets()) {
+      if (o.name == t.name) {
+        next->health[t.index] = old->health[o.index];
+        next->health[t.index]->reconfigure(next->config->health, t.endpoint.api_keys.size());
+        break;
+      }
+    }
+  }
+  m_snapshot.store(std::move(next));
 }
 
 } // namespace modelmux

@@ -1,9 +1,11 @@
 // Target health: ejection, probes, cool-downs and the windowed verdict.
 #include "modelmux/health.h"
 
+#include "modelmux/json.h"
 #include "modelmux/text.h"
 
 #include <algorithm>
+#include <cmath>
 #include <ctime>
 
 namespace modelmux {
@@ -40,9 +42,9 @@ std::string_view to_string(TargetState state) {
   return "healthy";
 }
 
-std::optional<std::chrono::milliseconds>
-retry_after(const std::string& header, const std::string& ms_header,
-            std::chrono::system_clock::time_point now) {
+std::optional<std::chrono::milliseconds> retry_after(const std::string& header,
+                                                     const std::string& ms_header,
+                                                     std::chrono::system_clock::time_point now) {
   if (!ms_header.empty()) {
     if (const auto ms = parse_int(ms_header); ms && *ms >= 0) {
       return std::chrono::milliseconds(*ms);
@@ -63,6 +65,61 @@ retry_after(const std::string& header, const std::string& ms_header,
   const auto at = std::chrono::system_clock::from_time_t(timegm(&tm));
   return std::max(std::chrono::milliseconds(0),
                   std::chrono::duration_cast<std::chrono::milliseconds>(at - now));
+}
+
+std::string health_json(const std::vector<NamedReport>& reports,
+                        std::chrono::steady_clock::time_point steady_now,
+                        std::chrono::system_clock::time_point system_now) {
+  size_t healthy = 0;
+  size_t out_of_service = 0;
+  for (const auto& r : reports) {
+    healthy += r.report.state == TargetState::healthy;
+    out_of_service +=
+        r.report.state == TargetState::ejected || r.report.state == TargetState::unhealthy;
+  }
+  const std::string_view status = healthy == reports.size()          ? "ok"
+                                  : out_of_service == reports.size() ? "down"
+                                                                     : "degraded";
+  std::string out;
+  JsonWriter w(out);
+  w.begin_object().field("status", status).key("targets").begin_array();
+  for (const auto& [target, r] : reports) {
+    w.begin_object().field("target", std::string_view(target)).field("state", to_string(r.state));
+    w.key("reason");
+    if (r.reason.empty()) {
+      w.null();
+    } else {
+      w.value(std::string_view(r.reason));
+    }
+    w.key("ejected_until");
+    if (r.ejected_until) {
+      const auto at = system_now + std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                                       *r.ejected_until - steady_now);
+      const std::time_t t = std::chrono::system_clock::to_time_t(at);
+      std::tm tm{};
+      gmtime_r(&t, &tm);
+      char iso[32];
+      std::strftime(iso, sizeof iso, "%Y-%m-%dT%H:%M:%SZ", &tm);
+      w.value(std::string_view(iso));
+    } else {
+      w.null();
+    }
+    w.key("success_rate");
+    if (r.success_rate) {
+      w.value(std::round(*r.success_rate * 10000.0) / 10000.0);
+    } else {
+      w.null();
+    }
+    w.key("p95_latency_ms");
+    if (r.p95_latency_ms) {
+      w.value(*r.p95_latency_ms);
+    } else {
+      w.null();
+    }
+    w.end_object();
+  }
+  w.end_array().end_object();
+  return out;
 }
 
 TargetHealth::TargetHealth(const HealthConfig& config, size_t key_count) {
@@ -104,9 +161,9 @@ void TargetHealth::record_attempt(Outcome outcome, std::chrono::milliseconds lat
   const auto duration = std::min<std::chrono::milliseconds>(
       m_config.base_ejection_time * m_times_ejected, m_config.max_ejection_time);
   m_ejected_until = now + duration;
-  m_ejection_reason = std::to_string(m_consecutive_failures) + " consecutive failures (last: " +
-                      std::string(to_string(outcome)) + "), ejected for " +
-                      seconds_text(duration);
+  m_ejection_reason = std::to_string(m_consecutive_failures) +
+                      " consecutive failures (last: " + std::string(to_string(outcome)) +
+                      "), ejected for " + seconds_text(duration);
   m_consecutive_failures = 0;
 }
 
@@ -193,8 +250,8 @@ HealthReport TargetHealth::judge(Clock::time_point now) const {
   prune(now);
   r.attempts = m_samples.size();
   if (!m_samples.empty()) {
-    const auto ok = std::count_if(m_samples.begin(), m_samples.end(),
-                                  [](const Sample& s) { return s.ok; });
+    const auto ok =
+        std::count_if(m_samples.begin(), m_samples.end(), [](const Sample& s) { return s.ok; });
     r.success_rate = static_cast<double>(ok) / static_cast<double>(m_samples.size());
     if (m_p95_dirty && (m_samples.size() <= 256 || now - m_p95_at >= k_p95_refresh)) {
       std::vector<int64_t> latencies;
@@ -223,8 +280,8 @@ HealthReport TargetHealth::judge(Clock::time_point now) const {
   }
   if (m_probe_unhealthy) {
     r.state = TargetState::unhealthy;
-    r.reason = std::to_string(m_probe_failures) + " failed health probes (last: " +
-               m_probe_detail + ")";
+    r.reason =
+        std::to_string(m_probe_failures) + " failed health probes (last: " + m_probe_detail + ")";
     return r;
   }
   if (r.attempts < static_cast<size_t>(m_config.min_requests) || !r.success_rate) {

@@ -142,6 +142,10 @@ public:
     RouteOptions options;
     options.policy = policy.value();
     options.estimated_prompt_tokens = m_body->estimated_prompt_tokens;
+    const auto now = Clock::now();
+    options.usable = [this, now](const Target& t) {
+      return m_snapshot.health[t.index]->usable(now);
+    };
     auto route = resolve_route(*m_snapshot.registry, m_body->model, options);
     if (!route) {
       return fail(route.error());
@@ -195,7 +199,16 @@ private:
     log_request(m_app.log(), m_record);
   }
 
-  void record(const RouteStep& step, Outcome outcome, std::string detail) {
+  // Adds to the attempt list and, unless counted later (a stream, when it ends), to the target's
+  // health.
+  void record(const RouteStep& step, Outcome outcome, std::string detail,
+              bool count_health = true) {
+    if (count_health) {
+      const auto now = Clock::now();
+      m_snapshot.health[step.target->index]->record_attempt(
+          outcome, std::chrono::duration_cast<std::chrono::milliseconds>(now - m_attempt_started),
+          now);
+    }
     m_attempts.push_back(Attempt{step.label, outcome, std::move(detail)});
     if (outcome != Outcome::ok && outcome != Outcome::http_4xx) {
       m_app.log().warn("attempt_failed", {{"request_id", m_record.request_id},
@@ -207,6 +220,7 @@ private:
 
   // Answers from the step's target when it can; false moves on to the next target.
   bool attempt(const RouteStep& step) {
+    m_attempt_started = Clock::now();
     if (step.target->endpoint.type == TargetType::mock) {
       return attempt_mock(step);
     }
@@ -236,23 +250,63 @@ private:
     ClientHeaders client{m_record.request_id,
                          translate ? std::string() : m_req.get_header_value("anthropic-version"),
                          translate ? std::string() : m_req.get_header_value("anthropic-beta")};
-    auto request = build_upstream_request(*step.target, upstream_route, step.upstream_model,
-                                          std::move(body), m_body->stream, client);
-    const auto& pool = m_snapshot.pools[step.target->index];
-    if (m_body->stream) {
-      return attempt_stream(step, pool, std::move(request), upstream);
+    // A 429 moves to the target's next key before it counts against the target.
+    TargetHealth& health = *m_snapshot.health[step.target->index];
+    const size_t keys = std::max<size_t>(1, step.target->endpoint.api_keys.size());
+    for (size_t tried = 0; tried < keys; ++tried) {
+      const auto key = health.key_for(Clock::now());
+      if (!key) {
+        break;
+      }
+      const bool last = tried + 1 == keys;
+      auto request =
+          build_upstream_request(*step.target, upstream_route, step.upstream_model,
+                                 last ? std::move(body) : body, m_body->stream, client, *key);
+      m_attempt_started = Clock::now();
+      const Try result = m_body->stream
+                             ? try_stream(step, std::move(request), upstream, health, *key)
+                             : try_buffered(step, std::move(request), translate, health, *key);
+      if (result != Try::rate_limited) {
+        return result == Try::served;
+      }
     }
+    record(step, Outcome::http_429,
+           keys > 1 ? "HTTP 429 on every key, cooling down" : "HTTP 429, cooling down");
+    return false;
+  }
+
+  // What one request on one key came to.
+  enum class Try { served, failed, rate_limited };
+
+  // A 429 cools the key for as long as the upstream asks.
+  void cool_down(TargetHealth& health, size_t key, const httplib::Headers& headers) {
+    auto value = [&](const char* name) {
+      const auto it = headers.find(name);
+      return it == headers.end() ? std::string() : it->second;
+    };
+    const auto wait =
+        retry_after(value("retry-after"), value("retry-after-ms"), std::chrono::system_clock::now())
+            .value_or(k_default_cool_down);
+    health.cool_key(key, Clock::now() + wait);
+  }
+
+  Try try_buffered(const RouteStep& step, UpstreamRequest request, bool translate,
+                   TargetHealth& health, size_t key) {
     const auto timeout =
         std::min(step.target->timeout,
                  std::chrono::duration_cast<std::chrono::milliseconds>(m_deadline - Clock::now()));
-    auto reply = send_buffered(*pool, std::move(request), timeout);
+    auto reply = send_buffered(*m_snapshot.pools[step.target->index], std::move(request), timeout);
+    if (reply.outcome == Outcome::http_429) {
+      cool_down(health, key, reply.headers);
+      return Try::rate_limited;
+    }
     if (translate && reply.outcome == Outcome::ok) {
       auto answer = m_protocol == Protocol::openai
                         ? anthropic_response_to_openai(reply.body, unix_seconds())
                         : openai_response_to_anthropic(reply.body);
       if (!answer) {
         record(step, Outcome::malformed, answer.error().message);
-        return false;
+        return Try::failed;
       }
       reply.body = std::move(answer.value());
     } else if (translate && reply.outcome == Outcome::http_4xx) {
@@ -260,7 +314,7 @@ private:
     }
     record(step, reply.outcome, reply.detail);
     if (reply.outcome != Outcome::ok && reply.outcome != Outcome::http_4xx) {
-      return false;
+      return Try::failed;
     }
     // A 4xx other than 429 is the client's own error: returned as is, no fallback.
     m_res.status = reply.status;
@@ -269,7 +323,7 @@ private:
     set_modelmux_headers(m_res, step.label, m_attempts.size());
     m_record.target = step.label;
     finish(reply.status);
-    return true;
+    return Try::served;
   }
 
   bool attempt_mock(const RouteStep& step) {
@@ -323,25 +377,32 @@ private:
     return true;
   }
 
-  bool attempt_stream(const RouteStep& step, const std::shared_ptr<ClientPool>& pool,
-                      UpstreamRequest request, Protocol upstream) {
-    std::shared_ptr<UpstreamStream> stream =
-        UpstreamStream::start(pool, std::move(request), m_app.relay());
+  Try try_stream(const RouteStep& step, UpstreamRequest request, Protocol upstream,
+                 TargetHealth& health, size_t key) {
+    std::shared_ptr<UpstreamStream> stream = UpstreamStream::start(
+        m_snapshot.pools[step.target->index], std::move(request), m_app.relay());
     const auto first_byte_deadline = std::min(m_deadline, Clock::now() + step.target->timeout);
     const auto head = stream->wait_head(first_byte_deadline);
     if (head == UpstreamStream::Wait::timed_out) {
       stream->cancel();
       record(step, Outcome::timeout, "no answer in time");
-      return false;
+      return Try::failed;
     }
     if (head == UpstreamStream::Wait::failed) {
       record(step, stream->failure(), stream->failure_detail());
-      return false;
+      return Try::failed;
     }
     const int status = stream->status();
     const Outcome outcome = outcome_from(status);
+    if (outcome == Outcome::http_429) {
+      cool_down(health, key, stream->headers());
+      stream->cancel();
+      return Try::rate_limited;
+    }
     if (outcome != Outcome::ok) {
-      return refused_stream(step, *stream, status, outcome, upstream, first_byte_deadline);
+      return refused_stream(step, *stream, status, outcome, upstream, first_byte_deadline)
+                 ? Try::served
+                 : Try::failed;
     }
 
     // Fall back until the first byte of the answer reaches the client: read, relay and
@@ -364,14 +425,14 @@ private:
         relay->relay->finish(relay->out);
         if (relay->relay->state() == StreamRelay::State::open || relay->out.empty()) {
           record(step, Outcome::truncated, "the stream ended before its answer was complete");
-          return false;
+          return Try::failed;
         }
       } else {
         stream->cancel();
         record(step, read == UpstreamStream::Read::timed_out ? Outcome::timeout : stream->failure(),
                read == UpstreamStream::Read::timed_out ? "no first byte in time"
                                                        : stream->failure_detail());
-        return false;
+        return Try::failed;
       }
       const auto state = relay->relay->state();
       if (state == StreamRelay::State::malformed || state == StreamRelay::State::upstream_error) {
@@ -379,11 +440,15 @@ private:
         record(step,
                state == StreamRelay::State::malformed ? Outcome::malformed : Outcome::http_5xx,
                relay->relay->problem());
-        return false;
+        return Try::failed;
       }
     }
-    record(step, Outcome::ok, "HTTP " + std::to_string(status));
+    // The attempt counts for the target's health when the stream ends, not now.
+    record(step, Outcome::ok, "HTTP " + std::to_string(status), false);
     relay->relay->forward_comments();
+    relay->health = m_snapshot.health[step.target->index];
+    relay->first_byte_latency =
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - m_attempt_started);
     m_res.status = status;
     m_res.set_header("Cache-Control", "no-cache");
     set_modelmux_headers(m_res, step.label, m_attempts.size());
@@ -398,7 +463,7 @@ private:
           relay->stream->cancel(); // a client that left closes the upstream too
           log_request(log, log_record);
         });
-    return true;
+    return Try::served;
   }
 
   // The upstream refused a stream with an HTTP error: a 4xx goes to the client (in its
@@ -436,6 +501,18 @@ private:
     Clock::time_point deadline;
     std::chrono::milliseconds idle{0};
     Protocol protocol = Protocol::openai;
+    std::shared_ptr<TargetHealth> health;
+    std::chrono::milliseconds first_byte_latency{0};
+    bool settled = false;
+
+    // How the stream ended counts once for the target's health. A client that leaves does not
+    // count against it.
+    void settle(Outcome outcome) {
+      if (!settled) {
+        settled = true;
+        health->record_attempt(outcome, first_byte_latency, Clock::now());
+      }
+    }
 
     // Writes what is pending, then relays the next slice. A stream that breaks, sends a
     // malformed event or ends short ends with an error event, never a clean end.
@@ -447,8 +524,20 @@ private:
         out.clear();
       }
       if (done || relay->state() != StreamRelay::State::open) {
-        if (relay->state() == StreamRelay::State::malformed) {
+        switch (relay->state()) {
+        case StreamRelay::State::complete:
+          settle(Outcome::ok);
+          break;
+        case StreamRelay::State::malformed:
+          settle(Outcome::malformed);
           broke_off(sink, "the upstream sent a malformed event: " + relay->problem());
+          break;
+        case StreamRelay::State::upstream_error:
+          settle(Outcome::http_5xx);
+          break;
+        case StreamRelay::State::open:
+          settle(Outcome::truncated);
+          break;
         }
         sink.done();
         return true;
@@ -469,6 +558,7 @@ private:
         return true;
       case UpstreamStream::Read::failed:
       case UpstreamStream::Read::timed_out:
+        settle(read == UpstreamStream::Read::timed_out ? Outcome::idle : stream->failure());
         stream->cancel();
         broke_off(sink, "the upstream stream broke off before the answer was complete");
         sink.done();
@@ -495,6 +585,7 @@ private:
   // Why the request could not be translated for a target it had to be translated for.
   std::optional<Error> m_refusal;
   RequestRecord m_record;
+  Clock::time_point m_attempt_started;
   Clock::time_point m_deadline;
 };
 

@@ -26,17 +26,13 @@ void set_error(httplib::Response& res, Protocol protocol, const Error& e) {
   res.set_content(error_body(protocol, e), "application/json");
 }
 
-std::string health_body(const Registry& registry) {
-  std::string out;
-  JsonWriter w(out);
-  w.begin_object().field("status", "ok").key("targets").begin_array();
-  for (const auto& t : registry.targets()) {
-    w.begin_object().field("target", std::string_view(t.name)).field("state", "healthy");
-    w.key("reason").null().key("ejected_until").null();
-    w.key("success_rate").null().key("p95_latency_ms").null().end_object();
+std::string health_body(const Snapshot& snapshot) {
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<NamedReport> reports;
+  for (const auto& t : snapshot.registry->targets()) {
+    reports.push_back({t.name, snapshot.health[t.index]->report(now)});
   }
-  w.end_array().end_object();
-  return out;
+  return health_json(reports, now, std::chrono::system_clock::now());
 }
 
 } // namespace
@@ -191,7 +187,7 @@ httplib::Server::HandlerResponse Server::handle_get(const httplib::Request& req,
                                                     httplib::Response& res) {
   const auto snapshot = m_app.snapshot();
   if (req.path == "/health") {
-    res.set_content(health_body(*snapshot->registry), "application/json");
+    res.set_content(health_body(*snapshot), "application/json");
     return httplib::Server::HandlerResponse::Handled;
   }
   if (req.path == "/v1/models") {

@@ -126,11 +126,11 @@ UpstreamEndpoint parse_base_url(std::string_view base_url) {
 
 UpstreamRequest build_upstream_request(const Target& target, ApiRoute route,
                                        std::string_view upstream_model, std::string body,
-                                       bool stream, const ClientHeaders& client) {
+                                       bool stream, const ClientHeaders& client, size_t key_index) {
   UpstreamRequest r;
   const auto& ep = target.endpoint;
   r.path = parse_base_url(ep.base_url).path_prefix;
-  const std::string* key = ep.api_keys.empty() ? nullptr : &ep.api_keys.front().value;
+  const std::string* key = key_index < ep.api_keys.size() ? &ep.api_keys[key_index].value : nullptr;
   switch (ep.type) {
   case TargetType::azure_openai:
     r.path += "/openai/deployments/";

@@ -5,6 +5,7 @@
 
 #include "modelmux/config.h"
 #include "modelmux/elastic_pool.h"
+#include "modelmux/health.h"
 #include "modelmux/log.h"
 #include "modelmux/registry.h"
 #include "modelmux/upstream.h"
@@ -20,6 +21,8 @@ struct Snapshot {
   std::shared_ptr<const Config> config;
   std::shared_ptr<const Registry> registry;
   std::vector<std::shared_ptr<ClientPool>> pools; // by target index
+  // By target index. Kept across reloads for targets that keep their name.
+  std::vector<std::shared_ptr<TargetHealth>> health;
 };
 
 struct SnapshotLoad {
@@ -38,6 +41,7 @@ public:
   ~App();
 
   std::shared_ptr<const Snapshot> snapshot() const { return m_snapshot.load(); }
+  // Publishes a new config; targets that keep their name keep their health.
   void replace_snapshot(std::shared_ptr<const Snapshot> snapshot);
 
   Log& log() { return m_log; }

@@ -30,12 +30,24 @@ struct HealthReport {
 
 // How long a 429 asks to wait: Retry-After as seconds or an HTTP date, or retry-after-ms (as
 // OpenAI sends). nullopt when the answer says nothing usable.
-std::optional<std::chrono::milliseconds>
-retry_after(const std::string& retry_after_header, const std::string& retry_after_ms_header,
-            std::chrono::system_clock::time_point now);
+std::optional<std::chrono::milliseconds> retry_after(const std::string& retry_after_header,
+                                                     const std::string& retry_after_ms_header,
+                                                     std::chrono::system_clock::time_point now);
 
 // A 429 with no usable Retry-After cools its key down for this long.
 inline constexpr std::chrono::seconds k_default_cool_down{5};
+
+struct NamedReport {
+  std::string target;
+  HealthReport report;
+};
+
+// GET /health: {"status": "ok"|"degraded"|"down", "targets": [{"target", "state", "reason",
+// "ejected_until" (UTC, ISO 8601), "success_rate", "p95_latency_ms"}]}. "down" when no target
+// can serve, "degraded" when any is not healthy. steady_now and system_now are the same instant.
+std::string health_json(const std::vector<NamedReport>& reports,
+                        std::chrono::steady_clock::time_point steady_now,
+                        std::chrono::system_clock::time_point system_now);
 
 class TargetHealth {
 public:

@@ -57,10 +57,12 @@ struct UpstreamRequest {
 };
 
 // The request for target: path under its base URL (Azure's deployment path included) and its
-// credentials: Bearer for OpenAI, x-api-key + anthropic-version for Anthropic, api-key for Azure.
+// credentials (its key_index-th key): Bearer for OpenAI, x-api-key + anthropic-version for
+// Anthropic, api-key for Azure.
 UpstreamRequest build_upstream_request(const Target& target, ApiRoute route,
                                        std::string_view upstream_model, std::string body,
-                                       bool stream, const ClientHeaders& client);
+                                       bool stream, const ClientHeaders& client,
+                                       size_t key_index = 0);
 
 // Keep-alive clients for one target. httplib::Client serves one request at a time, so each
 // request in flight checks one out and returns it only if its connection is clean.
