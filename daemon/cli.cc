@@ -2,6 +2,7 @@
 #include "modelmux/cli.h"
 
 #include "modelmux/app.h"
+#include "modelmux/probe.h"
 #include "modelmux/router.h"
 #include "modelmux/text.h"
 
@@ -13,7 +14,7 @@ namespace modelmux {
 
 namespace {
 
-const std::vector<std::string> k_commands = {"serve", "check", "route", "version"};
+const std::vector<std::string> k_commands = {"serve", "check", "route", "health", "version"};
 
 std::string redacted(const Secret& s) {
   return s.source == "inline" ? "(inline, redacted)" : s.source + " (redacted)";
@@ -80,6 +81,8 @@ Result<CliArgs> parse_cli(const std::vector<std::string>& argv) {
       }
     } else if (a.rfind("--policy=", 0) == 0) {
       args.policy = a.substr(9);
+    } else if (a == "--deep") {
+      args.deep = true;
     } else if (!a.empty() && a.front() == '-') {
       return make_error(ErrorKind::invalid_request, "unknown option " + a);
     } else if (args.command.empty()) {
@@ -99,7 +102,7 @@ Result<CliArgs> parse_cli(const std::vector<std::string>& argv) {
   if (args.command == "route" && args.positional.size() != 1 && !args.help) {
     return make_error(ErrorKind::invalid_request, "route takes exactly one MODEL");
   }
-  if (args.command != "route" && !args.positional.empty()) {
+  if (args.command != "route" && args.command != "health" && !args.positional.empty()) {
     return make_error(ErrorKind::invalid_request,
                       "unexpected argument \"" + args.positional.front() + "\"");
   }
@@ -144,6 +147,15 @@ std::string usage(const std::string& command) {
            "  --policy P          as the x-modelmux-policy header: prefer-custom,\n"
            "                      prefer-provider or no-fallback\n";
   }
+  if (command == "health") {
+    return "usage: modelmux health [-c FILE] [MODEL...] [--deep]\n\n"
+           "Probes each target once (or the targets the MODELs route to) the way the daemon's\n"
+           "active checks do, at no token cost: reachable, key accepted, answer well-formed,\n"
+           "latency. Prints a table; exits 1 if any target is unhealthy.\n\n" +
+           config_help +
+           "  --deep              also ask each model for one token (billable), for the targets\n"
+           "                      of the MODELs named\n";
+  }
   if (command == "version") {
     return "usage: modelmux version\n\nPrints the version.\n";
   }
@@ -155,6 +167,7 @@ std::string usage(const std::string& command) {
          "  serve     run the daemon\n"
          "  check     validate the config and print the resolved registry\n"
          "  route     explain how a model name resolves\n"
+         "  health    probe the targets once and print their state\n"
          "  version   print the version\n\n"
          "Run modelmux COMMAND --help for a command's options.\n";
 }
@@ -234,6 +247,60 @@ int run_check(const CliArgs& args, std::ostream& out, std::ostream& err) {
     out << "  passthrough: " << c.routing.passthrough->text << "\n";
   }
   return 0;
+}
+
+int run_health(const CliArgs& args, std::ostream& out, std::ostream& err) {
+  const std::string path = resolve_config_path(args);
+  const auto load = load_snapshot_file(path, ConfigEnvironment::process());
+  if (!load.snapshot) {
+    print_errors(load.errors, err);
+    return 1;
+  }
+  const auto& snapshot = *load.snapshot;
+  // Which targets, and the model to ask each for one token with --deep.
+  std::vector<std::pair<const Target*, std::string>> targets;
+  auto add = [&](const Target* t, const std::string& model) {
+    for (const auto& [seen, m] : targets) {
+      if (seen == t) {
+        return;
+      }
+    }
+    targets.emplace_back(t, model);
+  };
+  for (const auto& model : args.positional) {
+    const auto route = resolve_route(*snapshot.registry, model);
+    if (!route) {
+      err << "modelmux health: " << route.error().message << "\n";
+      return 1;
+    }
+    for (const auto& step : route->chain) {
+      add(step.target, step.upstream_model);
+    }
+  }
+  if (args.positional.empty()) {
+    for (const auto& t : snapshot.registry->targets()) {
+      add(&t, t.upstream_model);
+    }
+  }
+  const auto timeout = snapshot.config->health.active_timeout;
+  out << std::left << std::setw(32) << "TARGET"
+      << " " << std::setw(10) << "STATE"
+      << " " << std::setw(9) << "LATENCY"
+      << " DETAIL\n";
+  bool all_healthy = true;
+  for (const auto& [target, model] : targets) {
+    auto& pool = *snapshot.pools[target->index];
+    auto r = probe_target(*target, pool, timeout);
+    if (r.passed && args.deep && !model.empty()) {
+      r = deep_probe_target(*target, pool, model, timeout);
+    }
+    all_healthy = all_healthy && r.passed;
+    const std::string latency = r.skipped ? "-" : std::to_string(r.latency.count()) + " ms";
+    out << std::left << std::setw(32) << target->name << " " << std::setw(10)
+        << (r.passed ? "healthy" : "unhealthy") << " " << std::setw(9) << latency << " " << r.detail
+        << "\n";
+  }
+  return all_healthy ? 0 : 1;
 }
 
 int run_route(const CliArgs& args, std::ostream& out, std::ostream& err) {

@@ -2,6 +2,7 @@
 // The only file the tests do not link.
 #include "modelmux/app.h"
 #include "modelmux/cli.h"
+#include "modelmux/probe.h"
 #include "modelmux/server.h"
 
 #include <csignal>
@@ -83,7 +84,10 @@ int serve(const CliArgs& args) {
     }
   });
 
-  server.serve(); // returns once stopped and the requests in flight have finished
+  {
+    Prober prober(app); // active health probes, each health.active.interval
+    server.serve();     // returns once stopped and the requests in flight have finished
+  }
   signal_thread.join();
   log.info("stopped");
   return 0;
@@ -110,6 +114,9 @@ int main(int argc, char** argv) {
   }
   if (args->command == "route") {
     return run_route(args.value(), std::cout, std::cerr);
+  }
+  if (args->command == "health") {
+    return run_health(args.value(), std::cout, std::cerr);
   }
   if (args->command == "serve") {
     return serve(args.value());

@@ -202,7 +202,7 @@ UpstreamReply send_buffered(ClientPool& pool, UpstreamRequest request,
   auto client = pool.acquire();
   client->set_read_timeout(timeout);
   httplib::Request req;
-  req.method = "POST";
+  req.method = std::move(request.method);
   req.path = std::move(request.path);
   req.headers = std::move(request.headers);
   req.body = std::move(request.body);

@@ -77,14 +77,16 @@ public:
     m_server.new_task_queue = [] { return new httplib::ThreadPool(96); };
     m_server.set_tcp_nodelay(true);
     m_server.set_keep_alive_max_count(100000);
-    m_server.Post(".*", [this](const httplib::Request& req, httplib::Response& res) {
+    const auto record_and_answer = [this](const httplib::Request& req, httplib::Response& res) {
       {
         std::lock_guard lock(m_mutex);
         m_seen.push_back(SeenRequest{req.path + (req.params.empty() ? "" : "?" + query(req)),
                                      req.headers, req.body});
       }
       m_handler(req, res);
-    });
+    };
+    m_server.Post(".*", record_and_answer);
+    m_server.Get(".*", record_and_answer); // health probes
     int listen_fd = -1;
     m_server.set_socket_options([&listen_fd](socket_t sock) {
       int yes = 1;
@@ -187,6 +189,7 @@ public:
     return c;
   }
   int port() const { return m_port; }
+  App& app() { return *m_app; }
   std::vector<std::string> log_lines() {
     std::lock_guard lock(m_log_mutex);
     return m_lines;

@@ -2,6 +2,7 @@
 // it, /health reports it, a chain of ejected targets is still tried, and a 429 moves to the
 // next key and cools the first for its Retry-After.
 #include "fake_upstream.h"
+#include "modelmux/probe.h"
 
 #include <atomic>
 
@@ -179,4 +180,109 @@ TEST_CASE("streams cut short count against the target until it is ejected") {
   CHECK(std::string_view(t["state"].get_string().value()) == "ejected");
   CHECK(std::string_view(t["reason"].get_string().value()) ==
         "2 consecutive failures (last: truncated), ejected for 300s");
+}
+
+TEST_CASE("probes ask each kind of server its free endpoint, with the target's credentials") {
+  FakeUpstream server([](const httplib::Request& req, httplib::Response& res) {
+    if (req.path == "/v1/models" || req.path == "/api/tags") {
+      res.set_content(R"({"data":[]})", "application/json");
+    } else if (req.path == "/health") {
+      res.set_content("OK", "text/plain");
+    } else {
+      res.status = 404;
+    }
+  });
+  const auto snapshot = load_test_snapshot(fill(R"(
+providers:
+  openai: {type: openai, base_url: "{url}", api_keys: [sk-probe]}
+  claude: {type: anthropic, base_url: "{url}", api_keys: [sk-ant-probe]}
+custom_models:
+  - {id: ollama, type: openai, endpoint: "{url}", probe: ollama, model: llama3}
+  - {id: vllm, type: openai, endpoint: "{url}", probe: vllm, model: qwen}
+  - {id: quiet, type: openai, endpoint: "{url}", probe: none, model: x}
+  - {id: demo, type: mock}
+)",
+                                                {{"url", server.base_url()}}));
+  std::vector<std::string> details;
+  for (const auto& t : snapshot->registry->targets()) {
+    const auto r = probe_target(t, *snapshot->pools[t.index], std::chrono::seconds(5));
+    CHECK_MESSAGE(r.passed, t.name);
+    details.push_back(t.name + ": " + r.detail);
+  }
+  CHECK(details == std::vector<std::string>{"openai: HTTP 200", "claude: HTTP 200",
+                                            "custom:ollama: HTTP 200", "custom:vllm: HTTP 200",
+                                            "custom:quiet: probe: none",
+                                            "custom:demo: mock target"});
+  const auto seen = server.seen();
+  REQUIRE(seen.size() == 4);
+  CHECK(seen[0].path == "/v1/models");
+  CHECK(seen[0].headers.find("Authorization")->second == "Bearer sk-probe");
+  CHECK(seen[1].path == "/v1/models");
+  CHECK(seen[1].headers.find("x-api-key")->second == "sk-ant-probe");
+  CHECK(seen[2].path == "/api/tags");
+  CHECK(seen[3].path == "/health");
+  for (const auto& s : seen) {
+    CHECK(s.body.empty()); // nothing billable
+  }
+}
+
+TEST_CASE("a probe fails on a rejected key, a broken answer or no answer") {
+  FakeUpstream rejecting([](const httplib::Request&, httplib::Response& res) { res.status = 401; });
+  FakeUpstream garbled([](const httplib::Request&, httplib::Response& res) {
+    res.set_content("<html>", "text/html");
+  });
+  const auto snapshot =
+      load_test_snapshot(fill("providers:\n  a: {type: openai, base_url: \"{a}\"}\n"
+                              "  b: {type: openai, base_url: \"{b}\"}\n"
+                              "  c: {type: openai, base_url: \"http://127.0.0.1:{dead}/v1\"}\n",
+                              {{"a", rejecting.base_url()},
+                               {"b", garbled.base_url()},
+                               {"dead", std::to_string(dead_port())}}));
+  std::vector<std::string> details;
+  for (const auto& t : snapshot->registry->targets()) {
+    const auto r = probe_target(t, *snapshot->pools[t.index], std::chrono::seconds(5));
+    CHECK_FALSE(r.passed);
+    details.push_back(r.detail);
+  }
+  CHECK(details == std::vector<std::string>{"key rejected (HTTP 401)",
+                                            "HTTP 200 but the answer is not well-formed",
+                                            "connection refused or unreachable"});
+}
+
+TEST_CASE("an ejected target comes back after a passing probe, and serves again") {
+  std::atomic<bool> healthy{false};
+  FakeUpstream flaky([&](const httplib::Request& req, httplib::Response& res) {
+    if (!healthy) {
+      res.status = 503;
+      return;
+    }
+    res.set_content(req.method == "GET" ? R"({"data":[]})" : k_answer, "application/json");
+  });
+  FakeUpstream backup([](const httplib::Request&, httplib::Response& res) {
+    res.set_content(k_answer, "application/json");
+  });
+  TestDaemon d(fill(R"(
+providers:
+  flaky: {type: openai, base_url: "{flaky}"}
+  backup: {type: openai, base_url: "{backup}", probe: none}
+routing:
+  auto: [flaky:m, backup:m]
+health:
+  active: {interval: 1h}
+  outlier: {consecutive_failures: 1, base_ejection_time: 1h, max_ejection_time: 2h}
+)",
+                    {{"flaky", flaky.base_url()}, {"backup", backup.base_url()}}));
+  auto c = d.client();
+  auto r = c.Post("/v1/chat/completions", chat_body("auto"), "application/json");
+  REQUIRE(r);
+  CHECK(header(r, "x-modelmux-attempts") == "2");
+  r = c.Post("/v1/chat/completions", chat_body("auto"), "application/json");
+  CHECK(header(r, "x-modelmux-target") == "backup:m"); // flaky is ejected
+  healthy = true;
+  Prober prober(d.app());
+  prober.probe_all();
+  r = c.Post("/v1/chat/completions", chat_body("auto"), "application/json");
+  REQUIRE(r);
+  CHECK(header(r, "x-modelmux-target") == "flaky:m");
+  CHECK(header(r, "x-modelmux-attempts") == "1");
 }

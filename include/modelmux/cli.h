@@ -11,11 +11,12 @@
 namespace modelmux {
 
 struct CliArgs {
-  std::string command; // serve, check, route, version
+  std::string command; // serve, check, route, health, version
   std::string config_path;
   std::string policy;
   std::vector<std::string> positional;
   bool help = false;
+  bool deep = false; // health --deep
 };
 
 Result<CliArgs> parse_cli(const std::vector<std::string>& argv);
@@ -28,6 +29,9 @@ std::string usage(const std::string& command);
 
 int run_check(const CliArgs& args, std::ostream& out, std::ostream& err);
 int run_route(const CliArgs& args, std::ostream& out, std::ostream& err);
+// Probes each target (or those MODEL names route to) once and prints a table; 1 if any is
+// unhealthy.
+int run_health(const CliArgs& args, std::ostream& out, std::ostream& err);
 int run_version(std::ostream& out);
 
 } // namespace modelmux

@@ -50,6 +50,7 @@ struct ClientHeaders {
 };
 
 struct UpstreamRequest {
+  std::string method = "POST";
   std::string path;
   httplib::Headers headers;
   std::string body;
