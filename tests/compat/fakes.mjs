@@ -19,7 +19,7 @@ function readBody(req) {
   return new Promise((resolve) => {
     let body = "";
     req.on("data", (d) => (body += d));
-    req.on("end", () => resolve(JSON.parse(body)));
+    req.on("end", () => resolve(body === "" ? null : JSON.parse(body)));
   });
 }
 
@@ -123,6 +123,12 @@ function listen(handler) {
   const seen = [];
   const server = createServer(async (req, res) => {
     const body = await readBody(req);
+    if (req.method === "GET") {
+      // modelmux's health probe: GET {base}/models.
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify({ object: "list", data: [] }));
+      return;
+    }
     seen.push({ path: req.url, headers: req.headers, body });
     handler(body, res);
   });
