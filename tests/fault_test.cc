@@ -1,0 +1,138 @@
+// Scripted upstream faults over loopback and what the client sees: before the first byte, the
+// next target answers and only x-modelmux-attempts tells; alone, the client gets a 502/504
+// naming the outcome; after the first byte, the stream ends with an error event, never [DONE].
+#include "fake_upstream.h"
+
+using namespace modelmux;
+using namespace modelmux::testing;
+
+namespace {
+
+const char* k_answer =
+    R"({"id":"c","object":"chat.completion","created":1,"model":"m","choices":[)"
+    R"({"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}]})";
+const char* k_stream = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"ok\"},"
+                       "\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n";
+
+// A fake that answers streams with k_stream and the rest with k_answer.
+FakeUpstream::Handler good_handler() {
+  return [](const httplib::Request& req, httplib::Response& res) {
+    const bool stream = req.body.find("\"stream\":true") != std::string::npos;
+    res.set_content(stream ? k_stream : k_answer,
+                    stream ? "text/event-stream" : "application/json");
+  };
+}
+
+std::string chain(const FakeUpstream& faulty, const FakeUpstream& good) {
+  return fill(R"(
+custom_models:
+  - {id: faulty, endpoint: "{faulty}", model: m, timeout: 300ms, idle_timeout: 300ms,
+     fallback: [custom:good]}
+  - {id: alone, endpoint: "{faulty}", model: m, timeout: 300ms, idle_timeout: 300ms}
+  - {id: good, endpoint: "{good}", model: m, probe: none}
+health:
+  active: {interval: 1h}
+)",
+              {{"faulty", faulty.base_url()}, {"good", good.base_url()}});
+}
+
+void expect_fallback_and_alone(TestDaemon& d, int alone_status, const std::string& outcome) {
+  for (const bool stream : {false, true}) {
+    CAPTURE(stream);
+    const auto s =
+        stream_post(d.port(), "/v1/chat/completions", chat_body("custom:faulty", stream));
+    CHECK(s.status == 200);
+    CHECK(s.body == (stream ? k_stream : k_answer));
+    CHECK(s.headers.find("x-modelmux-attempts")->second == "2");
+    const auto a = stream_post(d.port(), "/v1/chat/completions", chat_body("custom:alone", stream));
+    CHECK(a.status == alone_status);
+    CHECK(error_message(a.body).find("custom:alone " + outcome) != std::string::npos);
+  }
+}
+
+} // namespace
+
+TEST_CASE("an upstream that hangs before answering is timed out and the next target serves") {
+  Latch release;
+  FakeUpstream hanging([&](const httplib::Request&, httplib::Response& res) {
+    release.wait(std::chrono::seconds(10));
+    res.set_content(k_answer, "application/json");
+  });
+  FakeUpstream good(good_handler());
+  {
+    TestDaemon d(chain(hanging, good));
+    expect_fallback_and_alone(d, 504, "timeout");
+  }
+  release.open();
+}
+
+TEST_CASE("an upstream 529 (overloaded) falls back like any 5xx") {
+  FakeUpstream overloaded([](const httplib::Request&, httplib::Response& res) {
+    res.status = 529;
+    res.set_content(R"({"type":"error","error":{"type":"overloaded_error"}})", "application/json");
+  });
+  FakeUpstream good(good_handler());
+  TestDaemon d(chain(overloaded, good));
+  expect_fallback_and_alone(d, 502, "http_5xx");
+}
+
+TEST_CASE("a malformed first event falls back; a malformed later event ends with an error") {
+  Latch client_has_first;
+  FakeUpstream malformed([&](const httplib::Request& req, httplib::Response& res) {
+    if (req.body.find("later") == std::string::npos) {
+      res.set_content("data: {oops\n\n", "text/event-stream");
+      return;
+    }
+    res.set_chunked_content_provider("text/event-stream", [&](size_t offset, httplib::DataSink& s) {
+      if (offset == 0) {
+        const std::string e =
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}\n\n";
+        return s.write(e.data(), e.size());
+      }
+      client_has_first.wait(); // the broken event comes once the answer has begun
+      const std::string e = "data: {oops\n\n";
+      s.write(e.data(), e.size());
+      s.done();
+      return true;
+    });
+  });
+  FakeUpstream good(good_handler());
+  TestDaemon d(chain(malformed, good));
+  auto s = stream_post(d.port(), "/v1/chat/completions", chat_body("custom:faulty", true));
+  CHECK(s.body == k_stream);
+  CHECK(s.headers.find("x-modelmux-attempts")->second == "2");
+  std::string body = chat_body("custom:faulty", true);
+  body.insert(1, R"("user":"later",)");
+  s = stream_post(d.port(), "/v1/chat/completions", body,
+                  [&](const std::string&) { client_has_first.open(); });
+  CHECK(s.body.rfind("data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}\n\n", 0) ==
+        0);
+  CHECK(s.body.find("data: {\"error\":{\"message\":\"the upstream sent a malformed event") !=
+        std::string::npos);
+  CHECK(s.body.find("[DONE]") == std::string::npos);
+}
+
+TEST_CASE("a stream that stalls mid-answer ends with an error event after idle_timeout") {
+  Latch release;
+  FakeUpstream stalling([&](const httplib::Request&, httplib::Response& res) {
+    res.set_chunked_content_provider("text/event-stream", [&](size_t offset, httplib::DataSink& s) {
+      if (offset == 0) {
+        const std::string e =
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}\n\n";
+        return s.write(e.data(), e.size());
+      }
+      release.wait(std::chrono::seconds(10)); // silent: modelmux must not wait for ever
+      return false;
+    });
+  });
+  FakeUpstream good(good_handler());
+  {
+    TestDaemon d(chain(stalling, good));
+    const auto s = stream_post(d.port(), "/v1/chat/completions", chat_body("custom:faulty", true));
+    CHECK(s.status == 200);
+    CHECK(s.headers.find("x-modelmux-target")->second == "custom:faulty");
+    CHECK(s.body.find("data: {\"error\":") != std::string::npos);
+    CHECK(s.body.find("[DONE]") == std::string::npos);
+  }
+  release.open();
+}
