@@ -300,6 +300,11 @@ private:
       cool_down(health, key, reply.headers);
       return Try::rate_limited;
     }
+    return serve_buffered(step, std::move(reply), translate);
+  }
+
+  // A whole answer: translated if it must be, then to the client, or a failed attempt.
+  Try serve_buffered(const RouteStep& step, UpstreamReply reply, bool translate) {
     if (translate && reply.outcome == Outcome::ok) {
       auto answer = m_protocol == Protocol::openai
                         ? anthropic_response_to_openai(reply.body, unix_seconds())
@@ -324,170 +329,6 @@ private:
     m_record.target = step.label;
     finish(reply.status);
     return Try::served;
-  }
-
-  bool attempt_mock(const RouteStep& step) {
-    const auto& mock = step.target->endpoint.mock;
-    if (mock.latency.count() > 0) {
-      std::this_thread::sleep_for(mock.latency);
-    }
-    const bool fail = mock.fail_rate > 0.0 && std::uniform_real_distribution<double>(0.0, 1.0)(
-                                                  thread_rng()) < mock.fail_rate;
-    const std::string id = new_request_id().substr(0, 24);
-    MockRequest request{m_route,
-                        m_body,
-                        step.upstream_model,
-                        id,
-                        std::chrono::duration_cast<std::chrono::seconds>(
-                            std::chrono::system_clock::now().time_since_epoch())
-                            .count(),
-                        fail};
-    auto reply = mock_reply(request);
-    const Outcome outcome = outcome_from(reply.status);
-    record(step, outcome, "HTTP " + std::to_string(reply.status));
-    if (outcome != Outcome::ok) {
-      return false;
-    }
-    m_res.status = 200;
-    set_modelmux_headers(m_res, step.label, m_attempts.size());
-    m_record.target = step.label;
-    if (reply.events.empty()) {
-      m_res.set_content(std::move(reply.body), reply.content_type);
-      finish(200);
-      return true;
-    }
-    m_res.set_header("Cache-Control", "no-cache");
-    auto events = std::make_shared<std::vector<std::string>>(std::move(reply.events));
-    auto next = std::make_shared<size_t>(0);
-    m_record.status = 200;
-    m_record.attempts = m_attempts.size();
-    auto log_record = m_record;
-    Log& log = m_app.log();
-    m_res.set_chunked_content_provider(
-        reply.content_type,
-        [events, next](size_t, httplib::DataSink& sink) {
-          if (*next < events->size()) {
-            const auto& e = (*events)[(*next)++];
-            return sink.write(e.data(), e.size());
-          }
-          sink.done();
-          return true;
-        },
-        [&log, log_record](bool) { log_request(log, log_record); });
-    return true;
-  }
-
-  Try try_stream(const RouteStep& step, UpstreamRequest request, Protocol upstream,
-                 TargetHealth& health, size_t key) {
-    std::shared_ptr<UpstreamStream> stream = UpstreamStream::start(
-        m_snapshot.pools[step.target->index], std::move(request), m_app.relay());
-    const auto first_byte_deadline = std::min(m_deadline, Clock::now() + step.target->timeout);
-    const auto head = stream->wait_head(first_byte_deadline);
-    if (head == UpstreamStream::Wait::timed_out) {
-      stream->cancel();
-      record(step, Outcome::timeout, "no answer in time");
-      return Try::failed;
-    }
-    if (head == UpstreamStream::Wait::failed) {
-      record(step, stream->failure(), stream->failure_detail());
-      return Try::failed;
-    }
-    const int status = stream->status();
-    const Outcome outcome = outcome_from(status);
-    if (outcome == Outcome::http_429) {
-      cool_down(health, key, stream->headers());
-      stream->cancel();
-      return Try::rate_limited;
-    }
-    if (outcome != Outcome::ok) {
-      return refused_stream(step, *stream, status, outcome, upstream, first_byte_deadline)
-                 ? Try::served
-                 : Try::failed;
-    }
-
-    // Fall back until the first byte of the answer reaches the client: read, relay and
-    // translate here until the client has something to receive.
-    StreamOptions options;
-    options.client_wants_usage = m_body->include_usage;
-    options.created = unix_seconds();
-    options.estimated_input_tokens = m_body->estimated_prompt_tokens;
-    auto relay = std::make_shared<RelayState>();
-    relay->stream = stream;
-    relay->relay = make_stream_relay(upstream, m_protocol, options);
-    relay->deadline = m_deadline;
-    relay->idle = step.target->idle_timeout;
-    relay->protocol = m_protocol;
-    while (relay->out.empty()) {
-      const auto read = stream->read(relay->in, first_byte_deadline);
-      if (read == UpstreamStream::Read::data) {
-        relay->relay->feed(relay->in, relay->out);
-      } else if (read == UpstreamStream::Read::end) {
-        relay->relay->finish(relay->out);
-        if (relay->relay->state() == StreamRelay::State::open || relay->out.empty()) {
-          record(step, Outcome::truncated, "the stream ended before its answer was complete");
-          return Try::failed;
-        }
-      } else {
-        stream->cancel();
-        record(step, read == UpstreamStream::Read::timed_out ? Outcome::timeout : stream->failure(),
-               read == UpstreamStream::Read::timed_out ? "no first byte in time"
-                                                       : stream->failure_detail());
-        return Try::failed;
-      }
-      const auto state = relay->relay->state();
-      if (state == StreamRelay::State::malformed || state == StreamRelay::State::upstream_error) {
-        stream->cancel();
-        record(step,
-               state == StreamRelay::State::malformed ? Outcome::malformed : Outcome::http_5xx,
-               relay->relay->problem());
-        return Try::failed;
-      }
-    }
-    // The attempt counts for the target's health when the stream ends, not now.
-    record(step, Outcome::ok, "HTTP " + std::to_string(status), false);
-    relay->relay->forward_comments();
-    relay->health = m_snapshot.health[step.target->index];
-    relay->first_byte_latency =
-        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - m_attempt_started);
-    m_res.status = status;
-    m_res.set_header("Cache-Control", "no-cache");
-    set_modelmux_headers(m_res, step.label, m_attempts.size());
-    m_record.target = step.label;
-    m_record.status = status;
-    m_record.attempts = m_attempts.size();
-    auto log_record = m_record;
-    Log& log = m_app.log();
-    m_res.set_chunked_content_provider(
-        "text/event-stream", [relay](size_t, httplib::DataSink& sink) { return relay->pump(sink); },
-        [relay, &log, log_record](bool) {
-          relay->stream->cancel(); // a client that left closes the upstream too
-          log_request(log, log_record);
-        });
-    return Try::served;
-  }
-
-  // The upstream refused a stream with an HTTP error: a 4xx goes to the client (in its
-  // protocol), anything else moves on to the next target.
-  bool refused_stream(const RouteStep& step, UpstreamStream& stream, int status, Outcome outcome,
-                      Protocol upstream, Clock::time_point deadline) {
-    std::string body;
-    std::string more;
-    while (body.size() < 65536 && stream.read(more, deadline) == UpstreamStream::Read::data) {
-      body += more;
-    }
-    stream.cancel();
-    record(step, outcome, "HTTP " + std::to_string(status));
-    if (outcome != Outcome::http_4xx) {
-      return false;
-    }
-    const bool translate = upstream != m_protocol;
-    m_res.status = status;
-    m_res.set_content(translate ? translate_error_body(body, status, m_protocol) : std::move(body),
-                      translate ? "application/json" : content_type_of(stream.headers(), false));
-    set_modelmux_headers(m_res, step.label, m_attempts.size());
-    m_record.target = step.label;
-    finish(status);
-    return true;
   }
 
   // One committed stream: what the content provider needs, one read buffer and one write
@@ -573,6 +414,280 @@ private:
       done = true;
     }
   };
+
+  bool attempt_mock(const RouteStep& step) {
+    const auto& mock = step.target->endpoint.mock;
+    if (mock.latency.count() > 0) {
+      std::this_thread::sleep_for(mock.latency);
+    }
+    const bool fail = mock.fail_rate > 0.0 && std::uniform_real_distribution<double>(0.0, 1.0)(
+                                                  thread_rng()) < mock.fail_rate;
+    const std::string id = new_request_id().substr(0, 24);
+    MockRequest request{m_route,
+                        m_body,
+                        step.upstream_model,
+                        id,
+                        std::chrono::duration_cast<std::chrono::seconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count(),
+                        fail};
+    auto reply = mock_reply(request);
+    const Outcome outcome = outcome_from(reply.status);
+    record(step, outcome, "HTTP " + std::to_string(reply.status));
+    if (outcome != Outcome::ok) {
+      return false;
+    }
+    m_res.status = 200;
+    set_modelmux_headers(m_res, step.label, m_attempts.size());
+    m_record.target = step.label;
+    if (reply.events.empty()) {
+      m_res.set_content(std::move(reply.body), reply.content_type);
+      finish(200);
+      return true;
+    }
+    m_res.set_header("Cache-Control", "no-cache");
+    auto events = std::make_shared<std::vector<std::string>>(std::move(reply.events));
+    auto next = std::make_shared<size_t>(0);
+    m_record.status = 200;
+    m_record.attempts = m_attempts.size();
+    auto log_record = m_record;
+    Log& log = m_app.log();
+    m_res.set_chunked_content_provider(
+        reply.content_type,
+        [events, next](size_t, httplib::DataSink& sink) {
+          if (*next < events->size()) {
+            const auto& e = (*events)[(*next)++];
+            return sink.write(e.data(), e.size());
+          }
+          sink.done();
+          return true;
+        },
+        [&log, log_record](bool) { log_request(log, log_record); });
+    return true;
+  }
+
+  // One upstream exchange on its way to a first byte: alone, or racing another when hedged.
+  struct Contender {
+    enum class Phase { waiting, answered, http_error, rate_limited, failed };
+    const RouteStep* step = nullptr;
+    Protocol upstream = Protocol::openai;
+    size_t key = 0;
+    Clock::time_point started;
+    Clock::time_point first_byte_deadline;
+    std::shared_ptr<UpstreamStream> stream;
+    std::shared_ptr<RelayState> relay; // streams: the relay, and its output so far
+    bool head_seen = false;
+    int status = 0;
+    Phase phase = Phase::waiting;
+    Outcome outcome = Outcome::ok;
+    std::string detail;
+  };
+
+  Contender open_contender(const RouteStep& step, UpstreamRequest request, Protocol upstream,
+                           size_t key, std::shared_ptr<StreamNotifier> notifier = {}) {
+    Contender c;
+    c.step = &step;
+    c.upstream = upstream;
+    c.key = key;
+    c.started = Clock::now();
+    c.first_byte_deadline = std::min(m_deadline, c.started + step.target->timeout);
+    c.stream = UpstreamStream::start(m_snapshot.pools[step.target->index], std::move(request),
+                                     m_app.relay(), std::move(notifier));
+    if (m_body->stream) {
+      StreamOptions options;
+      options.client_wants_usage = m_body->include_usage;
+      options.created = unix_seconds();
+      options.estimated_input_tokens = m_body->estimated_prompt_tokens;
+      c.relay = std::make_shared<RelayState>();
+      c.relay->stream = c.stream;
+      c.relay->relay = make_stream_relay(upstream, m_protocol, options);
+      c.relay->deadline = m_deadline;
+      c.relay->idle = step.target->idle_timeout;
+      c.relay->protocol = m_protocol;
+    }
+    return c;
+  }
+
+  static void decide(Contender& c, Contender::Phase phase, Outcome outcome, std::string detail) {
+    c.phase = phase;
+    c.outcome = outcome;
+    c.detail = std::move(detail);
+    if (phase == Contender::Phase::failed || phase == Contender::Phase::rate_limited) {
+      c.stream->cancel();
+    }
+  }
+
+  // Moves c on until it is decided or until passes: a head, and for a stream, relayed output
+  // the client can receive. Fall back until the first byte reaches the client, so every
+  // failure up to then is only a failed attempt.
+  void advance(Contender& c, Clock::time_point until) {
+    if (c.phase != Contender::Phase::waiting) {
+      return;
+    }
+    const auto deadline = std::min(until, c.first_byte_deadline);
+    const bool final_wait = deadline >= c.first_byte_deadline;
+    if (!c.head_seen) {
+      const auto head = c.stream->wait_head(deadline);
+      if (head == UpstreamStream::Wait::timed_out) {
+        if (final_wait) {
+          decide(c, Contender::Phase::failed, Outcome::timeout, "no answer in time");
+        }
+        return;
+      }
+      if (head == UpstreamStream::Wait::failed) {
+        return decide(c, Contender::Phase::failed, c.stream->failure(), c.stream->failure_detail());
+      }
+      c.head_seen = true;
+      c.status = c.stream->status();
+      const Outcome outcome = outcome_from(c.status);
+      if (outcome == Outcome::http_429) {
+        cool_down(*m_snapshot.health[c.step->target->index], c.key, c.stream->headers());
+        return decide(c, Contender::Phase::rate_limited, outcome, "HTTP 429");
+      }
+      if (outcome != Outcome::ok) {
+        c.phase = Contender::Phase::http_error;
+        c.outcome = outcome;
+        return;
+      }
+      if (!c.relay) {
+        c.phase = Contender::Phase::answered; // a whole answer follows its head
+        return;
+      }
+    }
+    RelayState& r = *c.relay;
+    while (r.out.empty()) {
+      const auto read = c.stream->read(r.in, deadline);
+      if (read == UpstreamStream::Read::data) {
+        r.relay->feed(r.in, r.out);
+      } else if (read == UpstreamStream::Read::end) {
+        r.relay->finish(r.out);
+        if (r.relay->state() == StreamRelay::State::open || r.out.empty()) {
+          return decide(c, Contender::Phase::failed, Outcome::truncated,
+                        "the stream ended before its answer was complete");
+        }
+      } else if (read == UpstreamStream::Read::timed_out) {
+        if (final_wait) {
+          decide(c, Contender::Phase::failed, Outcome::timeout, "no first byte in time");
+        }
+        return;
+      } else {
+        return decide(c, Contender::Phase::failed, c.stream->failure(), c.stream->failure_detail());
+      }
+      const auto state = r.relay->state();
+      if (state == StreamRelay::State::malformed || state == StreamRelay::State::upstream_error) {
+        return decide(c, Contender::Phase::failed,
+                      state == StreamRelay::State::malformed ? Outcome::malformed
+                                                             : Outcome::http_5xx,
+                      r.relay->problem());
+      }
+    }
+    c.phase = Contender::Phase::answered;
+  }
+
+  // Ends a decided contender: its answer goes to the client, or its failure to the attempts.
+  Try conclude(Contender& c) {
+    const RouteStep& step = *c.step;
+    switch (c.phase) {
+    case Contender::Phase::rate_limited:
+      return Try::rate_limited;
+    case Contender::Phase::failed:
+    case Contender::Phase::waiting:
+      m_attempt_started = c.started;
+      record(step, c.outcome, c.detail);
+      return Try::failed;
+    case Contender::Phase::http_error:
+      m_attempt_started = c.started;
+      return refused_stream(step, *c.stream, c.status, c.outcome, c.upstream, c.first_byte_deadline)
+                 ? Try::served
+                 : Try::failed;
+    case Contender::Phase::answered:
+      break;
+    }
+    if (!c.relay) {
+      return conclude_buffered(c);
+    }
+    // The attempt counts for the target's health when the stream ends, not now.
+    record(step, Outcome::ok, "HTTP " + std::to_string(c.status), false);
+    auto relay = c.relay;
+    relay->relay->forward_comments();
+    relay->health = m_snapshot.health[step.target->index];
+    relay->first_byte_latency =
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - c.started);
+    m_res.status = c.status;
+    m_res.set_header("Cache-Control", "no-cache");
+    set_modelmux_headers(m_res, step.label, m_attempts.size());
+    m_record.target = step.label;
+    m_record.status = c.status;
+    m_record.attempts = m_attempts.size();
+    auto log_record = m_record;
+    Log& log = m_app.log();
+    m_res.set_chunked_content_provider(
+        "text/event-stream", [relay](size_t, httplib::DataSink& sink) { return relay->pump(sink); },
+        [relay, &log, log_record](bool) {
+          relay->stream->cancel(); // a client that left closes the upstream too
+          log_request(log, log_record);
+        });
+    return Try::served;
+  }
+
+  // A whole answer that won a hedged race: read the rest of it and serve it.
+  Try conclude_buffered(Contender& c) {
+    UpstreamReply reply;
+    reply.status = c.status;
+    reply.headers = c.stream->headers();
+    std::string more;
+    for (;;) {
+      const auto read = c.stream->read(more, m_deadline);
+      if (read == UpstreamStream::Read::data) {
+        reply.body += more;
+        continue;
+      }
+      if (read != UpstreamStream::Read::end) {
+        c.stream->cancel();
+        m_attempt_started = c.started;
+        record(*c.step,
+               read == UpstreamStream::Read::timed_out ? Outcome::timeout : c.stream->failure(),
+               "the answer broke off");
+        return Try::failed;
+      }
+      break;
+    }
+    reply.outcome = Outcome::ok;
+    reply.detail = "HTTP " + std::to_string(c.status);
+    m_attempt_started = c.started;
+    return serve_buffered(*c.step, std::move(reply), c.upstream != m_protocol);
+  }
+
+  Try try_stream(const RouteStep& step, UpstreamRequest request, Protocol upstream, TargetHealth&,
+                 size_t key) {
+    Contender c = open_contender(step, std::move(request), upstream, key);
+    advance(c, c.first_byte_deadline);
+    return conclude(c);
+  }
+
+  // The upstream refused a stream with an HTTP error: a 4xx goes to the client (in its
+  // protocol), anything else moves on to the next target.
+  bool refused_stream(const RouteStep& step, UpstreamStream& stream, int status, Outcome outcome,
+                      Protocol upstream, Clock::time_point deadline) {
+    std::string body;
+    std::string more;
+    while (body.size() < 65536 && stream.read(more, deadline) == UpstreamStream::Read::data) {
+      body += more;
+    }
+    stream.cancel();
+    record(step, outcome, "HTTP " + std::to_string(status));
+    if (outcome != Outcome::http_4xx) {
+      return false;
+    }
+    const bool translate = upstream != m_protocol;
+    m_res.status = status;
+    m_res.set_content(translate ? translate_error_body(body, status, m_protocol) : std::move(body),
+                      translate ? "application/json" : content_type_of(stream.headers(), false));
+    set_modelmux_headers(m_res, step.label, m_attempts.size());
+    m_record.target = step.label;
+    finish(status);
+    return true;
+  }
 
   App& m_app;
   const Snapshot& m_snapshot;

@@ -243,6 +243,15 @@ struct UpstreamStream::State {
   httplib::Error error = httplib::Error::Success;
   bool timed_out = false;
   Outcome outcome = Outcome::ok;
+  std::shared_ptr<StreamNotifier> notifier;
+
+  // With the mutex held: wakes the reader, and a race waiting on several streams.
+  void notify() {
+    changed.notify_all();
+    if (notifier) {
+      notifier->notify();
+    }
+  }
 };
 
 namespace {
@@ -253,9 +262,27 @@ constexpr size_t k_max_pending = 1 << 20;
 
 } // namespace
 
+uint64_t StreamNotifier::version() const {
+  std::lock_guard lock(m_mutex);
+  return m_version;
+}
+
+void StreamNotifier::notify() {
+  std::lock_guard lock(m_mutex);
+  ++m_version;
+  m_changed.notify_all();
+}
+
+void StreamNotifier::wait(uint64_t seen, std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock lock(m_mutex);
+  m_changed.wait_until(lock, deadline, [&] { return m_version != seen; });
+}
+
 std::unique_ptr<UpstreamStream> UpstreamStream::start(std::shared_ptr<ClientPool> pool,
-                                                      UpstreamRequest request, ElasticPool& relay) {
+                                                      UpstreamRequest request, ElasticPool& relay,
+                                                      std::shared_ptr<StreamNotifier> notifier) {
   auto state = std::make_shared<State>();
+  state->notifier = std::move(notifier);
   state->client = pool->acquire();
   state->pool = std::move(pool);
   state->request = std::move(request);
@@ -271,7 +298,7 @@ std::unique_ptr<UpstreamStream> UpstreamStream::start(std::shared_ptr<ClientPool
       state->status = r.status;
       state->headers = r.headers;
       state->head_ready = true;
-      state->changed.notify_all();
+      state->notify();
       return !state->cancelled;
     };
     req.content_receiver = [&](const char* data, size_t len, uint64_t, uint64_t) {
@@ -282,7 +309,7 @@ std::unique_ptr<UpstreamStream> UpstreamStream::start(std::shared_ptr<ClientPool
         return false;
       }
       state->pending.append(data, len);
-      state->changed.notify_all();
+      state->notify();
       return true;
     };
     httplib::Response res;
@@ -309,7 +336,7 @@ std::unique_ptr<UpstreamStream> UpstreamStream::start(std::shared_ptr<ClientPool
     } else {
       state->client.reset();
     }
-    state->changed.notify_all();
+    state->notify();
   });
   return std::unique_ptr<UpstreamStream>(new UpstreamStream(std::move(state)));
 }
@@ -329,7 +356,7 @@ void UpstreamStream::cancel() {
   if (m_state->client) {
     m_state->client->stop();
   }
-  m_state->changed.notify_all();
+  m_state->notify();
 }
 
 UpstreamStream::Wait UpstreamStream::wait_head(Clock::time_point deadline) {

@@ -11,8 +11,10 @@
 #include <atomic>
 #include <chrono>
 #include <concurrentqueue/concurrentqueue.h>
+#include <condition_variable>
 #include <httplib.h>
 #include <memory>
+#include <mutex>
 #include <string>
 
 namespace modelmux {
@@ -94,6 +96,21 @@ struct UpstreamReply {
 UpstreamReply send_buffered(ClientPool& pool, UpstreamRequest request,
                             std::chrono::milliseconds timeout);
 
+// Wakes one waiter when any of several streams changes (a head, data, an end), so a request can
+// race two upstreams without polling.
+class StreamNotifier {
+public:
+  uint64_t version() const;
+  void notify();
+  // Waits until the version is no longer seen, or until deadline.
+  void wait(uint64_t seen, std::chrono::steady_clock::time_point deadline);
+
+private:
+  mutable std::mutex m_mutex;
+  std::condition_variable m_changed;
+  uint64_t m_version = 0;
+};
+
 // A streaming exchange read on a relay thread. The caller waits for the head, then takes the
 // body in slices; every wait has a deadline, and cancel() (or destruction) closes the upstream
 // connection so an abandoned stream costs the upstream nothing more.
@@ -101,8 +118,10 @@ class UpstreamStream {
 public:
   using Clock = std::chrono::steady_clock;
 
+  // notifier, when given, is told of every change too.
   static std::unique_ptr<UpstreamStream> start(std::shared_ptr<ClientPool> pool,
-                                               UpstreamRequest request, ElasticPool& relay);
+                                               UpstreamRequest request, ElasticPool& relay,
+                                               std::shared_ptr<StreamNotifier> notifier = {});
   ~UpstreamStream();
 
   enum class Wait { ready, failed, timed_out };
