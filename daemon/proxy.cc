@@ -167,13 +167,17 @@ public:
                                  " has no Anthropic counterpart",
                              "model"));
     }
-    for (const RouteStep* step : steps) {
-      if (Clock::now() >= m_deadline) {
-        break;
-      }
-      if (attempt(*step)) {
+    const auto hedge_after = m_snapshot.config->routing.hedge_after;
+    for (size_t i = 0; i < steps.size() && Clock::now() < m_deadline; ++i) {
+      const bool hedge = hedge_after.count() > 0 && i + 1 < steps.size() &&
+                         steps[i]->target->endpoint.type != TargetType::mock &&
+                         steps[i + 1]->target->endpoint.type != TargetType::mock;
+      bool second_used = false;
+      if (hedge ? attempt_hedged(*steps[i], *steps[i + 1], hedge_after, second_used)
+                : attempt(*steps[i])) {
         return;
       }
+      i += second_used ? 1 : 0;
     }
     // A request that no target could even be sent (every one needed a translation the request
     // cannot have) is the client's error, and says why.
@@ -184,153 +188,6 @@ public:
   }
 
 private:
-  void fail(const Error& e) {
-    m_res.status = http_status(e.kind);
-    m_res.set_content(error_body(m_protocol, e), "application/json");
-    if (!m_attempts.empty()) {
-      m_res.set_header("x-modelmux-attempts", std::to_string(m_attempts.size()));
-    }
-    finish(m_res.status);
-  }
-
-  void finish(int status) {
-    m_record.status = status;
-    m_record.attempts = m_attempts.size();
-    log_request(m_app.log(), m_record);
-  }
-
-  // Adds to the attempt list and, unless counted later (a stream, when it ends), to the target's
-  // health.
-  void record(const RouteStep& step, Outcome outcome, std::string detail,
-              bool count_health = true) {
-    if (count_health) {
-      const auto now = Clock::now();
-      m_snapshot.health[step.target->index]->record_attempt(
-          outcome, std::chrono::duration_cast<std::chrono::milliseconds>(now - m_attempt_started),
-          now);
-    }
-    m_attempts.push_back(Attempt{step.label, outcome, std::move(detail)});
-    if (outcome != Outcome::ok && outcome != Outcome::http_4xx) {
-      m_app.log().warn("attempt_failed", {{"request_id", m_record.request_id},
-                                          {"target", step.label},
-                                          {"outcome", to_string(outcome)},
-                                          {"detail", m_attempts.back().detail}});
-    }
-  }
-
-  // Answers from the step's target when it can; false moves on to the next target.
-  bool attempt(const RouteStep& step) {
-    m_attempt_started = Clock::now();
-    if (step.target->endpoint.type == TargetType::mock) {
-      return attempt_mock(step);
-    }
-    const Protocol upstream = step.target->protocol();
-    const bool translate = upstream != m_protocol;
-    const auto& params = step.target->endpoint.params;
-    ApiRoute upstream_route = m_route;
-    std::string body;
-    if (translate) {
-      auto translated =
-          m_protocol == Protocol::openai
-              ? openai_request_to_anthropic(m_body->root, step.upstream_model, params)
-              : anthropic_request_to_openai(m_body->root, step.upstream_model, params);
-      if (!translated) {
-        m_refusal = translated.error();
-        return false;
-      }
-      body = std::move(translated.value());
-      upstream_route =
-          m_protocol == Protocol::openai ? ApiRoute::messages : ApiRoute::chat_completions;
-    } else {
-      const bool ask_usage =
-          m_body->stream && upstream == Protocol::openai &&
-          (m_route == ApiRoute::chat_completions || m_route == ApiRoute::completions);
-      body = rewrite_request_body(m_req.body, *m_body, step.upstream_model, params, ask_usage);
-    }
-    ClientHeaders client{m_record.request_id,
-                         translate ? std::string() : m_req.get_header_value("anthropic-version"),
-                         translate ? std::string() : m_req.get_header_value("anthropic-beta")};
-    // A 429 moves to the target's next key before it counts against the target.
-    TargetHealth& health = *m_snapshot.health[step.target->index];
-    const size_t keys = std::max<size_t>(1, step.target->endpoint.api_keys.size());
-    for (size_t tried = 0; tried < keys; ++tried) {
-      const auto key = health.key_for(Clock::now());
-      if (!key) {
-        break;
-      }
-      const bool last = tried + 1 == keys;
-      auto request =
-          build_upstream_request(*step.target, upstream_route, step.upstream_model,
-                                 last ? std::move(body) : body, m_body->stream, client, *key);
-      m_attempt_started = Clock::now();
-      const Try result = m_body->stream
-                             ? try_stream(step, std::move(request), upstream, health, *key)
-                             : try_buffered(step, std::move(request), translate, health, *key);
-      if (result != Try::rate_limited) {
-        return result == Try::served;
-      }
-    }
-    record(step, Outcome::http_429,
-           keys > 1 ? "HTTP 429 on every key, cooling down" : "HTTP 429, cooling down");
-    return false;
-  }
-
-  // What one request on one key came to.
-  enum class Try { served, failed, rate_limited };
-
-  // A 429 cools the key for as long as the upstream asks.
-  void cool_down(TargetHealth& health, size_t key, const httplib::Headers& headers) {
-    auto value = [&](const char* name) {
-      const auto it = headers.find(name);
-      return it == headers.end() ? std::string() : it->second;
-    };
-    const auto wait =
-        retry_after(value("retry-after"), value("retry-after-ms"), std::chrono::system_clock::now())
-            .value_or(k_default_cool_down);
-    health.cool_key(key, Clock::now() + wait);
-  }
-
-  Try try_buffered(const RouteStep& step, UpstreamRequest request, bool translate,
-                   TargetHealth& health, size_t key) {
-    const auto timeout =
-        std::min(step.target->timeout,
-                 std::chrono::duration_cast<std::chrono::milliseconds>(m_deadline - Clock::now()));
-    auto reply = send_buffered(*m_snapshot.pools[step.target->index], std::move(request), timeout);
-    if (reply.outcome == Outcome::http_429) {
-      cool_down(health, key, reply.headers);
-      return Try::rate_limited;
-    }
-    return serve_buffered(step, std::move(reply), translate);
-  }
-
-  // A whole answer: translated if it must be, then to the client, or a failed attempt.
-  Try serve_buffered(const RouteStep& step, UpstreamReply reply, bool translate) {
-    if (translate && reply.outcome == Outcome::ok) {
-      auto answer = m_protocol == Protocol::openai
-                        ? anthropic_response_to_openai(reply.body, unix_seconds())
-                        : openai_response_to_anthropic(reply.body);
-      if (!answer) {
-        record(step, Outcome::malformed, answer.error().message);
-        return Try::failed;
-      }
-      reply.body = std::move(answer.value());
-    } else if (translate && reply.outcome == Outcome::http_4xx) {
-      reply.body = translate_error_body(reply.body, reply.status, m_protocol);
-    }
-    record(step, reply.outcome, reply.detail);
-    if (reply.outcome != Outcome::ok && reply.outcome != Outcome::http_4xx) {
-      return Try::failed;
-    }
-    // A 4xx other than 429 is the client's own error: returned as is, no fallback.
-    m_res.status = reply.status;
-    m_res.set_content(std::move(reply.body),
-                      translate ? "application/json" : content_type_of(reply.headers, false));
-    set_modelmux_headers(m_res, step.label, m_attempts.size());
-    m_record.target = step.label;
-    finish(reply.status);
-    return Try::served;
-  }
-
   // One committed stream: what the content provider needs, one read buffer and one write
   // buffer reused for every slice.
   struct RelayState {
@@ -415,6 +272,273 @@ private:
     }
   };
 
+  // One upstream exchange on its way to a first byte: alone, or racing another when hedged.
+  struct Contender {
+    enum class Phase { waiting, answered, http_error, rate_limited, failed };
+    const RouteStep* step = nullptr;
+    Protocol upstream = Protocol::openai;
+    size_t key = 0;
+    Clock::time_point started;
+    Clock::time_point first_byte_deadline;
+    std::shared_ptr<UpstreamStream> stream;
+    std::shared_ptr<RelayState> relay; // streams: the relay, and its output so far
+    bool head_seen = false;
+    int status = 0;
+    Phase phase = Phase::waiting;
+    Outcome outcome = Outcome::ok;
+    std::string detail;
+  };
+
+  void fail(const Error& e) {
+    m_res.status = http_status(e.kind);
+    m_res.set_content(error_body(m_protocol, e), "application/json");
+    if (!m_attempts.empty()) {
+      m_res.set_header("x-modelmux-attempts", std::to_string(m_attempts.size()));
+    }
+    finish(m_res.status);
+  }
+
+  void finish(int status) {
+    m_record.status = status;
+    m_record.attempts = m_attempts.size();
+    log_request(m_app.log(), m_record);
+  }
+
+  // Adds to the attempt list and, unless counted later (a stream, when it ends), to the target's
+  // health.
+  void record(const RouteStep& step, Outcome outcome, std::string detail,
+              bool count_health = true) {
+    if (count_health) {
+      const auto now = Clock::now();
+      m_snapshot.health[step.target->index]->record_attempt(
+          outcome, std::chrono::duration_cast<std::chrono::milliseconds>(now - m_attempt_started),
+          now);
+    }
+    m_attempts.push_back(Attempt{step.label, outcome, std::move(detail)});
+    if (outcome != Outcome::ok && outcome != Outcome::http_4xx) {
+      m_app.log().warn("attempt_failed", {{"request_id", m_record.request_id},
+                                          {"target", step.label},
+                                          {"outcome", to_string(outcome)},
+                                          {"detail", m_attempts.back().detail}});
+    }
+  }
+
+  // Answers from the step's target when it can; false moves on to the next target.
+  // The request for one target, before a key is chosen.
+  struct Prepared {
+    Protocol upstream = Protocol::openai;
+    bool translate = false;
+    ApiRoute route = ApiRoute::chat_completions;
+    std::string body;
+    ClientHeaders client;
+  };
+
+  // Translates or rewrites the body for step's target; nullopt (and m_refusal) when the request
+  // cannot be translated for it.
+  std::optional<Prepared> prepare(const RouteStep& step) {
+    Prepared p;
+    p.upstream = step.target->protocol();
+    p.translate = p.upstream != m_protocol;
+    p.route = m_route;
+    const auto& params = step.target->endpoint.params;
+    if (p.translate) {
+      auto translated =
+          m_protocol == Protocol::openai
+              ? openai_request_to_anthropic(m_body->root, step.upstream_model, params)
+              : anthropic_request_to_openai(m_body->root, step.upstream_model, params);
+      if (!translated) {
+        m_refusal = translated.error();
+        return std::nullopt;
+      }
+      p.body = std::move(translated.value());
+      p.route = m_protocol == Protocol::openai ? ApiRoute::messages : ApiRoute::chat_completions;
+    } else {
+      const bool ask_usage =
+          m_body->stream && p.upstream == Protocol::openai &&
+          (m_route == ApiRoute::chat_completions || m_route == ApiRoute::completions);
+      p.body = rewrite_request_body(m_req.body, *m_body, step.upstream_model, params, ask_usage);
+    }
+    p.client =
+        ClientHeaders{m_record.request_id,
+                      p.translate ? std::string() : m_req.get_header_value("anthropic-version"),
+                      p.translate ? std::string() : m_req.get_header_value("anthropic-beta")};
+    return p;
+  }
+
+  bool attempt(const RouteStep& step) {
+    m_attempt_started = Clock::now();
+    if (step.target->endpoint.type == TargetType::mock) {
+      return attempt_mock(step);
+    }
+    auto prepared = prepare(step);
+    if (!prepared) {
+      return false;
+    }
+    // A 429 moves to the target's next key before it counts against the target.
+    TargetHealth& health = *m_snapshot.health[step.target->index];
+    const size_t keys = std::max<size_t>(1, step.target->endpoint.api_keys.size());
+    for (size_t tried = 0; tried < keys; ++tried) {
+      const auto key = health.key_for(Clock::now());
+      if (!key) {
+        break;
+      }
+      const bool last = tried + 1 == keys;
+      auto request = build_upstream_request(*step.target, prepared->route, step.upstream_model,
+                                            last ? std::move(prepared->body) : prepared->body,
+                                            m_body->stream, prepared->client, *key);
+      m_attempt_started = Clock::now();
+      const Try result =
+          m_body->stream
+              ? try_stream(step, std::move(request), prepared->upstream, health, *key)
+              : try_buffered(step, std::move(request), prepared->translate, health, *key);
+      if (result != Try::rate_limited) {
+        return result == Try::served;
+      }
+    }
+    record(step, Outcome::http_429,
+           keys > 1 ? "HTTP 429 on every key, cooling down" : "HTTP 429, cooling down");
+    return false;
+  }
+
+  // With routing.hedge_after: `first` alone until then; if it has no first byte by then,
+  // `second` races it, and the first to answer wins while the other is cancelled (and billed
+  // nothing more). Each target gets one key here; a 429 counts as that contender failing.
+  // Sets second_used when second was tried, so the chain moves past it.
+  bool attempt_hedged(const RouteStep& first, const RouteStep& second,
+                      std::chrono::milliseconds hedge_after, bool& second_used) {
+    second_used = false;
+    auto notifier = std::make_shared<StreamNotifier>();
+    auto open = [&](const RouteStep& step) -> std::optional<Contender> {
+      auto prepared = prepare(step);
+      const auto key = m_snapshot.health[step.target->index]->key_for(Clock::now());
+      if (!prepared || !key) {
+        return std::nullopt;
+      }
+      auto request =
+          build_upstream_request(*step.target, prepared->route, step.upstream_model,
+                                 std::move(prepared->body), m_body->stream, prepared->client, *key);
+      return open_contender(step, std::move(request), prepared->upstream, *key, notifier);
+    };
+    auto a = open(first);
+    if (!a) {
+      return attempt(first);
+    }
+    advance(*a, std::min(a->first_byte_deadline, Clock::now() + hedge_after));
+    if (a->phase != Contender::Phase::waiting) {
+      return conclude_alone(*a);
+    }
+    auto b = open(second);
+    if (!b) {
+      advance(*a, a->first_byte_deadline);
+      return conclude_alone(*a);
+    }
+    second_used = true;
+    m_app.log().info(
+        "hedged",
+        {{"request_id", m_record.request_id}, {"slow", first.label}, {"racing", second.label}});
+    for (;;) {
+      const uint64_t seen = notifier->version();
+      advance(*a, Clock::now());
+      advance(*b, Clock::now());
+      Contender* winner = nullptr;
+      for (Contender* c : {&*a, &*b}) {
+        if (winner == nullptr &&
+            (c->phase == Contender::Phase::answered || c->phase == Contender::Phase::http_error)) {
+          winner = c;
+        }
+      }
+      if (winner != nullptr) {
+        Contender& loser = winner == &*a ? *b : *a;
+        if (loser.phase == Contender::Phase::failed ||
+            loser.phase == Contender::Phase::rate_limited) {
+          conclude_alone(loser); // it failed on its own; on the attempt list
+        } else {
+          // Cancelled: the upstream stops generating, and nothing of it is billed.
+          loser.stream->cancel();
+          m_attempts.push_back(Attempt{loser.step->label, Outcome::timeout,
+                                       "raced and lost to " + winner->step->label});
+        }
+        return conclude(*winner) == Try::served;
+      }
+      if (a->phase != Contender::Phase::waiting && b->phase != Contender::Phase::waiting) {
+        conclude_alone(*a);
+        conclude_alone(*b);
+        return false;
+      }
+      notifier->wait(seen,
+                     std::min(a->phase == Contender::Phase::waiting ? a->first_byte_deadline
+                                                                    : Clock::time_point::max(),
+                              b->phase == Contender::Phase::waiting ? b->first_byte_deadline
+                                                                    : Clock::time_point::max()));
+    }
+  }
+
+  // Concludes a contender that raced no one, or lost: a 429 is recorded as such.
+  bool conclude_alone(Contender& c) {
+    const Try t = conclude(c);
+    if (t == Try::rate_limited) {
+      m_attempt_started = c.started;
+      record(*c.step, Outcome::http_429, "HTTP 429, cooling down");
+    }
+    return t == Try::served;
+  }
+
+  // What one request on one key came to.
+  enum class Try { served, failed, rate_limited };
+
+  // A 429 cools the key for as long as the upstream asks.
+  void cool_down(TargetHealth& health, size_t key, const httplib::Headers& headers) {
+    auto value = [&](const char* name) {
+      const auto it = headers.find(name);
+      return it == headers.end() ? std::string() : it->second;
+    };
+    const auto wait =
+        retry_after(value("retry-after"), value("retry-after-ms"), std::chrono::system_clock::now())
+            .value_or(k_default_cool_down);
+    health.cool_key(key, Clock::now() + wait);
+  }
+
+  Try try_buffered(const RouteStep& step, UpstreamRequest request, bool translate,
+                   TargetHealth& health, size_t key) {
+    const auto timeout =
+        std::min(step.target->timeout,
+                 std::chrono::duration_cast<std::chrono::milliseconds>(m_deadline - Clock::now()));
+    auto reply = send_buffered(*m_snapshot.pools[step.target->index], std::move(request), timeout);
+    if (reply.outcome == Outcome::http_429) {
+      cool_down(health, key, reply.headers);
+      return Try::rate_limited;
+    }
+    return serve_buffered(step, std::move(reply), translate);
+  }
+
+  // A whole answer: translated if it must be, then to the client, or a failed attempt.
+  Try serve_buffered(const RouteStep& step, UpstreamReply reply, bool translate) {
+    if (translate && reply.outcome == Outcome::ok) {
+      auto answer = m_protocol == Protocol::openai
+                        ? anthropic_response_to_openai(reply.body, unix_seconds())
+                        : openai_response_to_anthropic(reply.body);
+      if (!answer) {
+        record(step, Outcome::malformed, answer.error().message);
+        return Try::failed;
+      }
+      reply.body = std::move(answer.value());
+    } else if (translate && reply.outcome == Outcome::http_4xx) {
+      reply.body = translate_error_body(reply.body, reply.status, m_protocol);
+    }
+    record(step, reply.outcome, reply.detail);
+    if (reply.outcome != Outcome::ok && reply.outcome != Outcome::http_4xx) {
+      return Try::failed;
+    }
+    // A 4xx other than 429 is the client's own error: returned as is, no fallback.
+    m_res.status = reply.status;
+    m_res.set_content(std::move(reply.body),
+                      translate ? "application/json" : content_type_of(reply.headers, false));
+    set_modelmux_headers(m_res, step.label, m_attempts.size());
+    m_record.target = step.label;
+    finish(reply.status);
+    return Try::served;
+  }
+
   bool attempt_mock(const RouteStep& step) {
     const auto& mock = step.target->endpoint.mock;
     if (mock.latency.count() > 0) {
@@ -465,23 +589,6 @@ private:
         [&log, log_record](bool) { log_request(log, log_record); });
     return true;
   }
-
-  // One upstream exchange on its way to a first byte: alone, or racing another when hedged.
-  struct Contender {
-    enum class Phase { waiting, answered, http_error, rate_limited, failed };
-    const RouteStep* step = nullptr;
-    Protocol upstream = Protocol::openai;
-    size_t key = 0;
-    Clock::time_point started;
-    Clock::time_point first_byte_deadline;
-    std::shared_ptr<UpstreamStream> stream;
-    std::shared_ptr<RelayState> relay; // streams: the relay, and its output so far
-    bool head_seen = false;
-    int status = 0;
-    Phase phase = Phase::waiting;
-    Outcome outcome = Outcome::ok;
-    std::string detail;
-  };
 
   Contender open_contender(const RouteStep& step, UpstreamRequest request, Protocol upstream,
                            size_t key, std::shared_ptr<StreamNotifier> notifier = {}) {
@@ -544,10 +651,13 @@ private:
         cool_down(*m_snapshot.health[c.step->target->index], c.key, c.stream->headers());
         return decide(c, Contender::Phase::rate_limited, outcome, "HTTP 429");
       }
-      if (outcome != Outcome::ok) {
-        c.phase = Contender::Phase::http_error;
+      if (outcome == Outcome::http_4xx) {
+        c.phase = Contender::Phase::http_error; // the client's error: its body goes back
         c.outcome = outcome;
         return;
+      }
+      if (outcome != Outcome::ok) {
+        return decide(c, Contender::Phase::failed, outcome, "HTTP " + std::to_string(c.status));
       }
       if (!c.relay) {
         c.phase = Contender::Phase::answered; // a whole answer follows its head

@@ -136,3 +136,99 @@ TEST_CASE("a stream that stalls mid-answer ends with an error event after idle_t
   }
   release.open();
 }
+
+namespace {
+
+std::string hedged_chain(const FakeUpstream& slow, const FakeUpstream& fast) {
+  return fill(R"(
+custom_models:
+  - {id: slow, endpoint: "{slow}", model: m, probe: none, fallback: [custom:fast]}
+  - {id: fast, endpoint: "{fast}", model: m, probe: none}
+routing:
+  hedge_after: 50ms
+)",
+              {{"slow", slow.base_url()}, {"fast", fast.base_url()}});
+}
+
+} // namespace
+
+TEST_CASE("hedging races a target with no first byte; the faster wins, the slower is cancelled") {
+  Latch release;
+  Latch saw_close;
+  FakeUpstream slow([&](const httplib::Request& req, httplib::Response& res) {
+    if (req.body.find("\"stream\":true") == std::string::npos) {
+      release.wait();
+      res.set_content(k_answer, "application/json");
+      return;
+    }
+    res.set_chunked_content_provider("text/event-stream", [&](size_t, httplib::DataSink& s) {
+      release.wait();
+      const std::string e(1024, ':');
+      for (int i = 0; i < 20000; ++i) { // far more than modelmux would ever buffer unread
+        if (!s.write(e.data(), e.size())) {
+          saw_close.open(); // modelmux closed the loser's connection
+          return false;
+        }
+      }
+      return false;
+    });
+  });
+  FakeUpstream fast(good_handler());
+  {
+    TestDaemon d(hedged_chain(slow, fast));
+    SUBCASE("stream") {
+      const auto s = stream_post(d.port(), "/v1/chat/completions", chat_body("custom:slow", true));
+      CHECK(s.status == 200);
+      CHECK(s.body == k_stream);
+      CHECK(s.headers.find("x-modelmux-target")->second == "custom:fast");
+      CHECK(s.headers.find("x-modelmux-attempts")->second == "2");
+      release.open();
+      CHECK(saw_close.wait());
+    }
+    SUBCASE("non-stream") {
+      const auto r =
+          d.client().Post("/v1/chat/completions", chat_body("custom:slow"), "application/json");
+      REQUIRE(r);
+      CHECK(r->body == k_answer);
+      CHECK(header(r, "x-modelmux-target") == "custom:fast");
+      CHECK(header(r, "x-modelmux-attempts") == "2");
+    }
+    bool logged = false;
+    for (const auto& line : d.log_lines()) {
+      logged = logged || line.find("event=hedged") != std::string::npos;
+    }
+    CHECK(logged);
+  }
+  release.open();
+}
+
+TEST_CASE("no hedge starts when the first target answers within hedge_after") {
+  FakeUpstream quick(good_handler());
+  FakeUpstream spare(good_handler());
+  TestDaemon d(hedged_chain(quick, spare));
+  for (const bool stream : {false, true}) {
+    const auto s = stream_post(d.port(), "/v1/chat/completions", chat_body("custom:slow", stream));
+    CHECK(s.body == (stream ? k_stream : k_answer));
+    CHECK(s.headers.find("x-modelmux-attempts")->second == "1");
+  }
+  CHECK(spare.request_count() == 0);
+}
+
+TEST_CASE("a hedged target that fails leaves the race to the other") {
+  Latch hedge_failed;
+  FakeUpstream slow_then_ok([&](const httplib::Request&, httplib::Response& res) {
+    hedge_failed.wait(); // answers only once the hedge has failed
+    res.set_content(k_answer, "application/json");
+  });
+  FakeUpstream failing([&](const httplib::Request&, httplib::Response& res) {
+    res.status = 500;
+    hedge_failed.open();
+  });
+  TestDaemon d(hedged_chain(slow_then_ok, failing));
+  const auto r =
+      d.client().Post("/v1/chat/completions", chat_body("custom:slow"), "application/json");
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK(header(r, "x-modelmux-target") == "custom:slow");
+  CHECK(header(r, "x-modelmux-attempts") == "2");
+}
