@@ -217,6 +217,21 @@ TargetHealth::cooling_until(Clock::time_point now) const {
   return soonest;
 }
 
+void TargetHealth::learn_context_windows(std::vector<std::pair<std::string, int64_t>> windows) {
+  std::lock_guard lock(m_mutex);
+  m_context_windows = std::move(windows);
+}
+
+std::optional<int64_t> TargetHealth::learned_context_window(std::string_view model) const {
+  std::lock_guard lock(m_mutex);
+  for (const auto& [name, window] : m_context_windows) {
+    if (name == model || name.empty()) {
+      return window;
+    }
+  }
+  return std::nullopt;
+}
+
 bool TargetHealth::usable(Clock::time_point now) const {
   std::lock_guard lock(m_mutex);
   const auto verdict = judge(now);

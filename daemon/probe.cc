@@ -70,6 +70,59 @@ std::optional<UpstreamRequest> probe_request(const Target& target) {
   return r;
 }
 
+namespace {
+
+// vLLM lists max_model_len with each model in GET /v1/models.
+void read_model_windows(const std::string& body, ProbeResult& r) {
+  simdjson::dom::parser parser;
+  simdjson::dom::array models;
+  if (parser.parse(body)["data"].get(models)) {
+    return;
+  }
+  for (const auto m : models) {
+    std::string_view id;
+    int64_t window = 0;
+    if (!m["id"].get(id) && !m["max_model_len"].get(window) && window > 0) {
+      r.context_windows.emplace_back(std::string(id), window);
+    }
+  }
+}
+
+// llama.cpp reports the context it was started with in GET /props.
+void read_llamacpp_window(const std::string& body, ProbeResult& r) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  int64_t window = 0;
+  if (!parser.parse(body).get(root) &&
+      (!root["default_generation_settings"]["n_ctx"].get(window) || !root["n_ctx"].get(window)) &&
+      window > 0) {
+    r.context_windows.emplace_back("", window);
+  }
+}
+
+// After a passing probe, asks the server what it knows about itself, where it can say.
+void learn_about_server(const Target& target, ClientPool& pool, std::chrono::milliseconds timeout,
+                        ProbeResult& r) {
+  const auto kind = target.endpoint.probe;
+  if (kind != ProbeKind::vllm && kind != ProbeKind::llamacpp) {
+    return;
+  }
+  auto request = probe_request(target);
+  request->path = kind == ProbeKind::vllm
+                      ? parse_base_url(target.endpoint.base_url).path_prefix + "/models"
+                      : "/props";
+  const auto reply = send_buffered(pool, std::move(*request), timeout);
+  if (reply.outcome == Outcome::ok) {
+    if (kind == ProbeKind::vllm) {
+      read_model_windows(reply.body, r);
+    } else {
+      read_llamacpp_window(reply.body, r);
+    }
+  }
+}
+
+} // namespace
+
 ProbeResult probe_target(const Target& target, ClientPool& pool,
                          std::chrono::milliseconds timeout) {
   auto request = probe_request(target);
@@ -81,13 +134,25 @@ ProbeResult probe_target(const Target& target, ClientPool& pool,
     return r;
   }
   const auto started = Clock::now();
-  return judge(send_buffered(pool, std::move(*request), timeout), target.endpoint.probe, started);
+  const auto reply = send_buffered(pool, std::move(*request), timeout);
+  auto r = judge(reply, target.endpoint.probe, started);
+  if (r.passed) {
+    if (target.endpoint.probe == ProbeKind::models) {
+      read_model_windows(reply.body, r);
+    }
+    learn_about_server(target, pool, timeout, r);
+  }
+  return r;
 }
 
 ProbeResult deep_probe_target(const Target& target, ClientPool& pool,
                               std::string_view upstream_model, std::chrono::milliseconds timeout) {
   if (target.endpoint.type == TargetType::mock) {
-    return ProbeResult{true, true, "mock target", {}};
+    ProbeResult r;
+    r.passed = true;
+    r.skipped = true;
+    r.detail = "mock target";
+    return r;
   }
   std::string body = R"({"model":)";
   append_json_string(body, upstream_model);
@@ -128,6 +193,9 @@ void Prober::probe_all() {
     const auto r = probe_target(t, *snapshot->pools[t.index], timeout);
     if (!r.skipped) {
       snapshot->health[t.index]->record_probe(r.passed, r.detail, Clock::now());
+      if (!r.context_windows.empty()) {
+        snapshot->health[t.index]->learn_context_windows(r.context_windows);
+      }
       if (!r.passed) {
         m_app.log().warn("probe_failed", {{"target", t.name}, {"detail", r.detail}});
       }

@@ -146,6 +146,9 @@ public:
     options.usable = [this, now](const Target& t) {
       return m_snapshot.health[t.index]->usable(now);
     };
+    options.learned_context_window = [this](const Target& t, std::string_view model) {
+      return m_snapshot.health[t.index]->learned_context_window(model);
+    };
     auto route = resolve_route(*m_snapshot.registry, m_body->model, options);
     if (!route) {
       return fail(route.error());

@@ -282,6 +282,9 @@ Result<Route> resolve_route(const Registry& registry, std::string_view model,
   // Skip targets whose context window cannot hold the prompt.
   std::vector<RouteStep> fits;
   for (auto& s : chain) {
+    if (!s.context_window && options.learned_context_window) {
+      s.context_window = options.learned_context_window(*s.target, s.upstream_model);
+    }
     if (s.context_window && options.estimated_prompt_tokens > *s.context_window) {
       route.skipped.push_back(
           SkippedStep{s.label, "context window of " + std::to_string(*s.context_window) +

@@ -244,6 +244,7 @@ struct UpstreamStream::State {
   bool timed_out = false;
   Outcome outcome = Outcome::ok;
   std::shared_ptr<StreamNotifier> notifier;
+  std::chrono::steady_clock::time_point last_activity; // the send, the head, or the last bytes
 
   // With the mutex held: wakes the reader, and a race waiting on several streams.
   void notify() {
@@ -298,6 +299,7 @@ std::unique_ptr<UpstreamStream> UpstreamStream::start(std::shared_ptr<ClientPool
       state->status = r.status;
       state->headers = r.headers;
       state->head_ready = true;
+      state->last_activity = std::chrono::steady_clock::now();
       state->notify();
       return !state->cancelled;
     };
@@ -309,19 +311,26 @@ std::unique_ptr<UpstreamStream> UpstreamStream::start(std::shared_ptr<ClientPool
         return false;
       }
       state->pending.append(data, len);
+      state->last_activity = std::chrono::steady_clock::now();
       state->notify();
       return true;
     };
     httplib::Response res;
     httplib::Error error = httplib::Error::Success;
-    const auto started = std::chrono::steady_clock::now();
+    {
+      std::lock_guard lock(state->mutex);
+      state->last_activity = std::chrono::steady_clock::now();
+    }
     const bool ok = state->client->send(req, res, error);
     std::lock_guard lock(state->mutex);
     state->finished = true;
     if (!ok) {
       state->error = error;
-      state->timed_out = std::chrono::steady_clock::now() - started >= std::chrono::seconds(1) &&
-                         error == httplib::Error::Read;
+      // A read that failed a read timeout after the last bytes met a silent peer, not a
+      // broken one.
+      state->timed_out = error == httplib::Error::Read &&
+                         std::chrono::steady_clock::now() - state->last_activity >=
+                             state->pool->read_timeout() * 95 / 100;
       state->outcome = outcome_from(error, state->timed_out);
     } else {
       state->status = res.status;

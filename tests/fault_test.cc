@@ -46,7 +46,8 @@ void expect_fallback_and_alone(TestDaemon& d, int alone_status, const std::strin
     CHECK(s.headers.find("x-modelmux-attempts")->second == "2");
     const auto a = stream_post(d.port(), "/v1/chat/completions", chat_body("custom:alone", stream));
     CHECK(a.status == alone_status);
-    CHECK(error_message(a.body).find("custom:alone " + outcome) != std::string::npos);
+    CHECK_MESSAGE(error_message(a.body).find("custom:alone " + outcome) != std::string::npos,
+                  a.body);
   }
 }
 

@@ -214,13 +214,14 @@ custom_models:
                                             "custom:quiet: probe: none",
                                             "custom:demo: mock target"});
   const auto seen = server.seen();
-  REQUIRE(seen.size() == 4);
+  REQUIRE(seen.size() == 5);
   CHECK(seen[0].path == "/v1/models");
   CHECK(seen[0].headers.find("Authorization")->second == "Bearer sk-probe");
   CHECK(seen[1].path == "/v1/models");
   CHECK(seen[1].headers.find("x-api-key")->second == "sk-ant-probe");
   CHECK(seen[2].path == "/api/tags");
   CHECK(seen[3].path == "/health");
+  CHECK(seen[4].path == "/v1/models"); // vLLM, asked for its context windows
   for (const auto& s : seen) {
     CHECK(s.body.empty()); // nothing billable
   }
@@ -285,4 +286,55 @@ health:
   REQUIRE(r);
   CHECK(header(r, "x-modelmux-target") == "flaky:m");
   CHECK(header(r, "x-modelmux-attempts") == "1");
+}
+
+TEST_CASE("probes learn context windows from vLLM and llama.cpp, and routing skips by them") {
+  FakeUpstream vllm([](const httplib::Request& req, httplib::Response& res) {
+    if (req.path == "/v1/models") {
+      res.set_content(R"({"object":"list","data":[{"id":"qwen","max_model_len":100}]})",
+                      "application/json");
+    } else if (req.path == "/health") {
+      res.set_content("", "text/plain");
+    } else {
+      res.set_content(k_answer, "application/json");
+    }
+  });
+  FakeUpstream llamacpp([](const httplib::Request& req, httplib::Response& res) {
+    if (req.path == "/props") {
+      res.set_content(R"({"default_generation_settings":{"n_ctx":4096}})", "application/json");
+    } else {
+      res.set_content("{}", "application/json");
+    }
+  });
+  FakeUpstream roomy([](const httplib::Request&, httplib::Response& res) {
+    res.set_content(k_answer, "application/json");
+  });
+  TestDaemon d(fill(
+      R"(
+custom_models:
+  - {id: small, endpoint: "{vllm}", model: qwen, probe: vllm, fallback: [custom:roomy]}
+  - {id: cpp, endpoint: "{llamacpp}", model: any, probe: llamacpp}
+  - {id: roomy, endpoint: "{roomy}", model: big, probe: none}
+health:
+  active: {interval: 1h}
+)",
+      {{"vllm", vllm.base_url()}, {"llamacpp", llamacpp.base_url()}, {"roomy", roomy.base_url()}}));
+  const auto snapshot = d.app().snapshot();
+  const auto& targets = snapshot->registry->targets();
+  const auto r = probe_target(targets[1], *snapshot->pools[1], std::chrono::seconds(5));
+  REQUIRE(r.passed);
+  CHECK(r.context_windows == std::vector<std::pair<std::string, int64_t>>{{"", 4096}});
+
+  Prober prober(d.app());
+  prober.probe_all();
+  const std::string long_prompt(2000, 'x'); // ~500 tokens: more than the 100 vLLM reported
+  const auto big = d.client().Post(
+      "/v1/chat/completions",
+      R"({"model":"custom:small","messages":[{"role":"user","content":")" + long_prompt + R"("}]})",
+      "application/json");
+  REQUIRE(big);
+  CHECK(header(big, "x-modelmux-target") == "custom:roomy");
+  const auto small =
+      d.client().Post("/v1/chat/completions", chat_body("custom:small"), "application/json");
+  CHECK(header(small, "x-modelmux-target") == "custom:small");
 }

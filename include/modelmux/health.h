@@ -70,6 +70,11 @@ public:
   std::optional<size_t> key_for(Clock::time_point now) const;
   void cool_key(size_t key, Clock::time_point until);
 
+  // Context windows the server reported (vLLM's max_model_len per model; llama.cpp's n_ctx for
+  // whatever it serves, model ""). Replaces what an earlier probe learned.
+  void learn_context_windows(std::vector<std::pair<std::string, int64_t>> windows);
+  std::optional<int64_t> learned_context_window(std::string_view model) const;
+
   // Whether the router should send it traffic while another target can serve.
   bool usable(Clock::time_point now) const;
   HealthReport report(Clock::time_point now) const;
@@ -102,6 +107,7 @@ private:
   bool m_probe_unhealthy = false;
   std::string m_probe_detail;
   std::vector<Clock::time_point> m_key_cooling_until;
+  std::vector<std::pair<std::string, int64_t>> m_context_windows;
 };
 
 } // namespace modelmux

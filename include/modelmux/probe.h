@@ -20,6 +20,8 @@ struct ProbeResult {
   bool skipped = false; // probe: none, or a mock target
   std::string detail;   // "HTTP 200", "connection refused", "key rejected (HTTP 401)"
   std::chrono::milliseconds latency{0};
+  // What the server said about its context windows: model -> tokens ("" for whatever it serves).
+  std::vector<std::pair<std::string, int64_t>> context_windows;
 };
 
 // The probe request for target, or nullopt when it is not probed.

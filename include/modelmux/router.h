@@ -41,6 +41,10 @@ struct RouteOptions {
   // Whether a target may serve now (health, budget); null means all may. Targets that may not
   // are skipped while another in the chain can serve.
   std::function<bool(const Target&)> usable;
+  // A context window a server reported about itself (a probe read it), for targets the config
+  // gives none; null means none is known.
+  std::function<std::optional<int64_t>(const Target&, std::string_view upstream_model)>
+      learned_context_window;
   // Fill Route::explanation (for `modelmux route`); off on the request path.
   bool explain = false;
 };

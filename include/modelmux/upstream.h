@@ -75,6 +75,8 @@ public:
 
   std::unique_ptr<httplib::Client> acquire();
   void release(std::unique_ptr<httplib::Client> client);
+  // How long a streaming read waits for bytes before giving up.
+  std::chrono::milliseconds read_timeout() const { return m_read_timeout; }
 
 private:
   UpstreamEndpoint m_endpoint;
