@@ -3,6 +3,10 @@
 // naming the outcome; after the first byte, the stream ends with an error event, never [DONE].
 #include "fake_upstream.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
 using namespace modelmux;
 using namespace modelmux::testing;
 
@@ -51,7 +55,61 @@ void expect_fallback_and_alone(TestDaemon& d, int alone_status, const std::strin
   }
 }
 
+// A server that reads each request and resets the connection (SO_LINGER 0), as a crashing
+// model server or a dropping proxy does.
+class ResettingServer {
+public:
+  ResettingServer() {
+    m_fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(m_fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    REQUIRE(::listen(m_fd, 64) == 0);
+    socklen_t len = sizeof addr;
+    ::getsockname(m_fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    m_port = ntohs(addr.sin_port);
+    m_thread = std::thread([this] {
+      for (;;) {
+        const int c = ::accept(m_fd, nullptr, nullptr);
+        if (c < 0) {
+          return; // the listening socket was shut down
+        }
+        char buf[4096];
+        (void)::recv(c, buf, sizeof buf, 0);
+        linger hard{1, 0};
+        ::setsockopt(c, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
+        ::close(c);
+      }
+    });
+  }
+  ~ResettingServer() {
+    ::shutdown(m_fd, SHUT_RDWR);
+    ::close(m_fd);
+    m_thread.join();
+  }
+  std::string base_url() const { return "http://127.0.0.1:" + std::to_string(m_port) + "/v1"; }
+
+private:
+  int m_fd = -1;
+  int m_port = 0;
+  std::thread m_thread;
+};
+
 } // namespace
+
+TEST_CASE("an upstream that resets the connection before answering is invisible but for attempts") {
+  ResettingServer resetting;
+  FakeUpstream good(good_handler());
+  TestDaemon d(fill(R"(
+custom_models:
+  - {id: faulty, endpoint: "{reset}", model: m, probe: none, fallback: [custom:good]}
+  - {id: alone, endpoint: "{reset}", model: m, probe: none}
+  - {id: good, endpoint: "{good}", model: m, probe: none}
+)",
+                    {{"reset", resetting.base_url()}, {"good", good.base_url()}}));
+  expect_fallback_and_alone(d, 502, "reset");
+}
 
 TEST_CASE("an upstream that hangs before answering is timed out and the next target serves") {
   Latch release;
