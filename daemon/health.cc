@@ -167,9 +167,10 @@ void TargetHealth::record_attempt(Outcome outcome, std::chrono::milliseconds lat
   m_consecutive_failures = 0;
 }
 
-void TargetHealth::record_probe(bool passed, const std::string& detail, Clock::time_point now) {
+bool TargetHealth::record_probe(bool passed, const std::string& detail, Clock::time_point now) {
   std::lock_guard lock(m_mutex);
   m_probe_detail = detail;
+  const bool was_unhealthy = m_probe_unhealthy;
   if (passed) {
     m_probe_failures = 0;
     ++m_probe_passes;
@@ -180,12 +181,13 @@ void TargetHealth::record_probe(bool passed, const std::string& detail, Clock::t
       m_ejected_until.reset(); // the target answers again: back early
       m_consecutive_failures = 0;
     }
-    return;
+  } else {
+    m_probe_passes = 0;
+    if (++m_probe_failures >= m_config.unhealthy_threshold) {
+      m_probe_unhealthy = true;
+    }
   }
-  m_probe_passes = 0;
-  if (++m_probe_failures >= m_config.unhealthy_threshold) {
-    m_probe_unhealthy = true;
-  }
+  return was_unhealthy != m_probe_unhealthy;
 }
 
 std::optional<size_t> TargetHealth::key_for(Clock::time_point now) const {

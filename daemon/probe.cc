@@ -192,12 +192,17 @@ void Prober::probe_all() {
     }
     const auto r = probe_target(t, *snapshot->pools[t.index], timeout);
     if (!r.skipped) {
-      snapshot->health[t.index]->record_probe(r.passed, r.detail, Clock::now());
+      const bool changed =
+          snapshot->health[t.index]->record_probe(r.passed, r.detail, Clock::now());
       if (!r.context_windows.empty()) {
         snapshot->health[t.index]->learn_context_windows(r.context_windows);
       }
-      if (!r.passed) {
-        m_app.log().warn("probe_failed", {{"target", t.name}, {"detail", r.detail}});
+      if (changed) {
+        if (r.passed) {
+          m_app.log().info("target_healthy", {{"target", t.name}, {"detail", r.detail}});
+        } else {
+          m_app.log().warn("target_unhealthy", {{"target", t.name}, {"detail", r.detail}});
+        }
       }
     }
   }

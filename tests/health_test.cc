@@ -91,15 +91,15 @@ TEST_CASE("every stream failure counts: idle, malformed, truncated") {
 
 TEST_CASE("failed probes make a target unhealthy; passing ones bring it back") {
   TargetHealth h(config(), 0);
-  h.record_probe(false, "connection refused", t0);
-  h.record_probe(false, "connection refused", t0 + 30s);
+  CHECK_FALSE(h.record_probe(false, "connection refused", t0));
+  CHECK_FALSE(h.record_probe(false, "connection refused", t0 + 30s));
   CHECK(h.usable(t0 + 30s));
-  h.record_probe(false, "connection refused", t0 + 60s);
+  CHECK(h.record_probe(false, "connection refused", t0 + 60s)); // the verdict changed
   CHECK_FALSE(h.usable(t0 + 60s));
   CHECK(h.report(t0 + 60s).reason == "3 failed health probes (last: connection refused)");
-  h.record_probe(true, "HTTP 200", t0 + 90s);
+  CHECK_FALSE(h.record_probe(true, "HTTP 200", t0 + 90s));
   CHECK_FALSE(h.usable(t0 + 90s));
-  h.record_probe(true, "HTTP 200", t0 + 120s);
+  CHECK(h.record_probe(true, "HTTP 200", t0 + 120s));
   CHECK(h.usable(t0 + 120s));
   CHECK(h.report(t0 + 120s).state == TargetState::healthy);
 }

@@ -62,8 +62,9 @@ public:
   // target and a 429 is a cool-down (cool_key), so neither counts as success or failure.
   void record_attempt(Outcome outcome, std::chrono::milliseconds latency, Clock::time_point now);
   // One active probe. unhealthy_threshold failures in a row make the target unhealthy,
-  // healthy_threshold passes bring it back; a pass also ends an ejection early.
-  void record_probe(bool passed, const std::string& detail, Clock::time_point now);
+  // healthy_threshold passes bring it back; a pass also ends an ejection early. True when this
+  // probe changed the probe verdict (for a log line on the change, not on every probe).
+  bool record_probe(bool passed, const std::string& detail, Clock::time_point now);
 
   // The key to use now: the first one not cooling down. nullopt when every key is cooling.
   // A target without keys has one implicit key, index 0.
