@@ -1,0 +1,232 @@
+// Usage records: cost, JSON lines, sums.
+#include "modelmux/usage.h"
+
+#include "modelmux/json.h"
+
+#include <cinttypes>
+#include <ctime>
+#include <simdjson.h>
+
+namespace modelmux {
+
+int64_t cost_micros(const Price& price, const TokenUsage& usage) {
+  // Integers throughout: tokens x micro-USD per 1M tokens, in micro-micro-dollars. A billion
+  // tokens at a thousand dollars per million still fits in 64 bits.
+  const int64_t total = usage.input_tokens * price.input + usage.output_tokens * price.output +
+                        usage.cache_read_tokens * price.cached_input.value_or(price.input) +
+                        usage.cache_write_tokens * price.cache_write.value_or(price.input);
+  return (total + 500000) / 1000000;
+}
+
+TokenUsage tokens_of(const UsageRecord& r) {
+  TokenUsage u;
+  u.cache_read_tokens = r.cached_tokens;
+  u.cache_write_tokens = r.cache_write_tokens;
+  u.input_tokens = std::max<int64_t>(0, r.input_tokens - r.cached_tokens - r.cache_write_tokens);
+  u.output_tokens = r.output_tokens;
+  u.reported = !r.estimated;
+  return u;
+}
+
+void set_tokens(UsageRecord& r, const TokenUsage& usage) {
+  r.input_tokens = usage.prompt_tokens();
+  r.output_tokens = usage.output_tokens;
+  r.cached_tokens = usage.cache_read_tokens;
+  r.cache_write_tokens = usage.cache_write_tokens;
+  r.estimated = !usage.reported;
+}
+
+std::string usd_from_micros(int64_t micros) {
+  char buf[48];
+  const bool negative = micros < 0;
+  const uint64_t m =
+      negative ? static_cast<uint64_t>(-(micros + 1)) + 1 : static_cast<uint64_t>(micros);
+  std::snprintf(buf, sizeof buf, "%s%" PRIu64 ".%06" PRIu64, negative ? "-" : "", m / 1000000,
+                m % 1000000);
+  return buf;
+}
+
+std::string rfc3339_utc(int64_t ts_ms) {
+  const std::time_t t = static_cast<std::time_t>(ts_ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[40];
+  const size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  std::snprintf(buf + n, sizeof buf - n, ".%03dZ", static_cast<int>(ts_ms % 1000));
+  return buf;
+}
+
+std::string to_json_line(const UsageRecord& r) {
+  std::string out;
+  out.reserve(384);
+  JsonWriter w(out);
+  w.begin_object()
+      .field("ts", std::string_view(rfc3339_utc(r.ts_ms)))
+      .field("request_id", std::string_view(r.request_id))
+      .field("route", std::string_view(r.route))
+      .field("model", std::string_view(r.model))
+      .field("target", std::string_view(r.target))
+      .field("attempts", r.attempts)
+      .field("status", r.status)
+      .field("stream", r.stream)
+      .field("input_tokens", r.input_tokens)
+      .field("output_tokens", r.output_tokens)
+      .field("cached_tokens", r.cached_tokens)
+      .field("cache_write_tokens", r.cache_write_tokens)
+      .field("estimated", r.estimated)
+      .key("cost_usd")
+      .raw(usd_from_micros(r.cost_micros))
+      .key("reference_cost_usd")
+      .raw(usd_from_micros(r.reference_cost_micros));
+  char ms[32];
+  std::snprintf(ms, sizeof ms, "%.2f", r.latency_ms);
+  w.key("latency_ms").raw(ms);
+  std::snprintf(ms, sizeof ms, "%.2f", r.ttft_ms);
+  w.key("ttft_ms").raw(ms);
+  w.key("failed_targets").begin_array();
+  for (const auto& t : r.failed_targets) {
+    w.value(std::string_view(t));
+  }
+  w.end_array().field("ts_ms", r.ts_ms).end_object();
+  out.push_back('\n');
+  return out;
+}
+
+namespace {
+
+// Money as written by usd_from_micros, read back exactly (no floating point).
+std::optional<int64_t> micros_from_json_number(std::string_view raw) {
+  while (!raw.empty() && (raw.back() == ' ' || raw.back() == '\n')) {
+    raw.remove_suffix(1);
+  }
+  bool negative = false;
+  if (!raw.empty() && raw.front() == '-') {
+    negative = true;
+    raw.remove_prefix(1);
+  }
+  const size_t dot = raw.find('.');
+  const std::string_view whole = raw.substr(0, dot);
+  std::string_view frac = dot == std::string_view::npos ? std::string_view() : raw.substr(dot + 1);
+  if (whole.empty() || frac.size() > 6) {
+    return std::nullopt;
+  }
+  int64_t m = 0;
+  for (char c : whole) {
+    if (c < '0' || c > '9') {
+      return std::nullopt;
+    }
+    m = m * 10 + (c - '0');
+  }
+  int64_t f = 0;
+  for (size_t i = 0; i < 6; ++i) {
+    const char c = i < frac.size() ? frac[i] : '0';
+    if (c < '0' || c > '9') {
+      return std::nullopt;
+    }
+    f = f * 10 + (c - '0');
+  }
+  const int64_t v = m * 1000000 + f;
+  return negative ? -v : v;
+}
+
+} // namespace
+
+std::optional<UsageRecord> parse_usage_line(std::string_view line) {
+  thread_local simdjson::ondemand::parser parser;
+  const simdjson::padded_string padded(line);
+  simdjson::ondemand::document doc;
+  if (parser.iterate(padded).get(doc)) {
+    return std::nullopt;
+  }
+  UsageRecord r;
+  simdjson::ondemand::object obj;
+  if (doc.get_object().get(obj)) {
+    return std::nullopt;
+  }
+  bool has_ts = false;
+  for (auto field_result : obj) {
+    simdjson::ondemand::field field;
+    std::string_view key;
+    if (std::move(field_result).get(field) || field.unescaped_key().get(key)) {
+      return std::nullopt;
+    }
+    auto value = field.value();
+    auto str = [&](std::string& into) {
+      return !value.get_string().get(key) && (into = key, true);
+    };
+    auto num = [&](int64_t& into) { return !value.get_int64().get(into); };
+    bool ok = true;
+    if (key == "ts_ms") {
+      ok = num(r.ts_ms);
+      has_ts = ok;
+    } else if (key == "request_id") {
+      ok = str(r.request_id);
+    } else if (key == "route") {
+      ok = str(r.route);
+    } else if (key == "model") {
+      ok = str(r.model);
+    } else if (key == "target") {
+      ok = str(r.target);
+    } else if (key == "attempts") {
+      ok = num(r.attempts);
+    } else if (key == "status") {
+      ok = num(r.status);
+    } else if (key == "stream") {
+      ok = !value.get_bool().get(r.stream);
+    } else if (key == "input_tokens") {
+      ok = num(r.input_tokens);
+    } else if (key == "output_tokens") {
+      ok = num(r.output_tokens);
+    } else if (key == "cached_tokens") {
+      ok = num(r.cached_tokens);
+    } else if (key == "cache_write_tokens") {
+      ok = num(r.cache_write_tokens);
+    } else if (key == "estimated") {
+      ok = !value.get_bool().get(r.estimated);
+    } else if (key == "cost_usd" || key == "reference_cost_usd") {
+      const bool reference = key == "reference_cost_usd";
+      const auto micros = micros_from_json_number(value.raw_json_token());
+      ok = micros.has_value();
+      (reference ? r.reference_cost_micros : r.cost_micros) = micros.value_or(0);
+    } else if (key == "latency_ms") {
+      ok = !value.get_double().get(r.latency_ms);
+    } else if (key == "ttft_ms") {
+      ok = !value.get_double().get(r.ttft_ms);
+    } else if (key == "failed_targets") {
+      simdjson::ondemand::array targets;
+      ok = !value.get_array().get(targets);
+      for (auto t : targets) {
+        std::string_view s;
+        if (!ok || t.get_string().get(s)) {
+          ok = false;
+          break;
+        }
+        r.failed_targets.emplace_back(s);
+      }
+    }
+    if (!ok) {
+      return std::nullopt;
+    }
+  }
+  if (!has_ts) {
+    return std::nullopt;
+  }
+  return r;
+}
+
+void UsageTotals::add(const UsageRecord& r) {
+  ++requests;
+  if (r.status >= 200 && r.status < 300) {
+    ++succeeded;
+  } else {
+    ++failed;
+  }
+  fallbacks += static_cast<int64_t>(r.failed_targets.size());
+  input_tokens += r.input_tokens;
+  output_tokens += r.output_tokens;
+  cached_tokens += r.cached_tokens;
+  cost_micros += r.cost_micros;
+  reference_cost_micros += r.reference_cost_micros;
+}
+
+} // namespace modelmux

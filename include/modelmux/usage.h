@@ -1,0 +1,79 @@
+// What one finished request used and cost: the usage record (one line of state_dir/usage.jsonl,
+// SPEC §8), its cost and the reference model's cost in integer micro-dollars, and the sums every
+// accounting surface is built from. Pure: no clock, no files.
+#pragma once
+
+#include "modelmux/config.h"
+#include "modelmux/translate.h"
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace modelmux {
+
+struct UsageRecord {
+  int64_t ts_ms = 0; // Unix time in milliseconds, UTC
+  std::string request_id;
+  std::string route;  // "/v1/chat/completions"
+  std::string model;  // as the client named it
+  std::string target; // the target that served, empty when none did
+  int64_t attempts = 0;
+  int64_t status = 0;
+  bool stream = false;
+  // Input tokens in total (cached included, as OpenAI counts prompt_tokens), of which
+  // cached_tokens were read from a cache and cache_write_tokens written to one.
+  int64_t input_tokens = 0;
+  int64_t output_tokens = 0;
+  int64_t cached_tokens = 0;
+  int64_t cache_write_tokens = 0;
+  bool estimated = false; // no usage came back; the tokens are modelmux's estimate
+  int64_t cost_micros = 0;
+  int64_t reference_cost_micros = 0;
+  double latency_ms = 0;
+  double ttft_ms = 0;
+  // The targets that failed this request before it was served (or not): each is a fallback
+  // moved on from.
+  std::vector<std::string> failed_targets;
+};
+
+// Cost of tokens at price (micro-USD per 1M tokens), rounded to the micro-dollar once per
+// request. Cache reads and writes are priced as the catalog says, else as plain input.
+int64_t cost_micros(const Price& price, const TokenUsage& usage);
+
+// The record's tokens as the cost functions take them.
+TokenUsage tokens_of(const UsageRecord& r);
+void set_tokens(UsageRecord& r, const TokenUsage& usage);
+
+// One JSON line (with the trailing newline). Money is written in USD with six decimals, so a
+// sum of the lines is exact to the micro-dollar.
+std::string to_json_line(const UsageRecord& r);
+// A line as to_json_line wrote it; nullopt for a torn or foreign line.
+std::optional<UsageRecord> parse_usage_line(std::string_view line);
+
+// "2026-11-21T15:04:05.123Z"
+std::string rfc3339_utc(int64_t ts_ms);
+
+// Sums of records, for one key (a target, a model, everything).
+struct UsageTotals {
+  int64_t requests = 0;  // finished requests
+  int64_t succeeded = 0; // answered 2xx
+  int64_t failed = 0;    // answered with an error
+  int64_t fallbacks = 0; // times a request moved on from a failed target
+  int64_t input_tokens = 0;
+  int64_t output_tokens = 0;
+  int64_t cached_tokens = 0;
+  int64_t cost_micros = 0;
+  int64_t reference_cost_micros = 0;
+
+  void add(const UsageRecord& r);
+  int64_t savings_micros() const { return reference_cost_micros - cost_micros; }
+};
+
+// USD with exactly six decimals from micro-dollars: 1250000 -> "1.250000".
+std::string usd_from_micros(int64_t micros);
+
+} // namespace modelmux
