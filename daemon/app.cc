@@ -26,6 +26,11 @@ SnapshotLoad finish_load(ConfigLoad load) {
     snapshot->health.push_back(
         std::make_shared<TargetHealth>(snapshot->config->health, t.endpoint.api_keys.size()));
   }
+  if (const auto& ref = snapshot->config->routing.reference_model) {
+    if (const auto route = resolve_route(*snapshot->registry, ref->text); route) {
+      snapshot->reference_price = route->chain.front().cost;
+    }
+  }
   out.snapshot = std::move(snapshot);
   return out;
 }
@@ -54,6 +59,57 @@ App::App(std::shared_ptr<const Snapshot> snapshot, Log& log)
 
 App::~App() {
   m_relay.shutdown();
+  m_usage_log.reset(); // writes what is queued
+}
+
+Status App::open_usage_log(const std::string& path) {
+  const auto read = read_usage_log(path, [this](const UsageRecord& r) { add_to_stats(r); });
+  if (read.skipped > 0) {
+    m_log.warn("usage_log_lines_skipped",
+               {{"path", path}, {"lines", std::to_string(read.skipped), true}});
+  }
+  auto opened = UsageLog::open(path, m_log, [this](const UsageRecord& r) { add_to_stats(r); });
+  if (!opened) {
+    return opened.error();
+  }
+  m_usage_log = std::move(opened.value());
+  return ok();
+}
+
+void App::record_usage(UsageRecord record) {
+  if (m_usage_log) {
+    m_usage_log->append(std::move(record));
+  } else {
+    add_to_stats(record);
+  }
+}
+
+void App::flush_usage() {
+  if (m_usage_log) {
+    m_usage_log->flush();
+  }
+}
+
+void App::add_to_stats(const UsageRecord& record) {
+  {
+    std::lock_guard lock(m_stats_mutex);
+    m_stats.add(record);
+    ++m_stats_records;
+  }
+  m_stats_changed.notify_all();
+}
+
+bool App::wait_for_usage(size_t n, std::chrono::milliseconds timeout) {
+  std::unique_lock lock(m_stats_mutex);
+  return m_stats_changed.wait_for(lock, timeout, [&] { return m_stats_records >= n; });
+}
+
+std::optional<std::string> App::usage_json(std::string_view period) const {
+  const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  std::lock_guard lock(m_stats_mutex);
+  return m_stats.usage_json(period, now);
 }
 
 void App::replace_snapshot(std::shared_ptr<const Snapshot> snapshot) {

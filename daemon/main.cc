@@ -54,6 +54,11 @@ int serve(const CliArgs& args) {
   }
 
   App app(load.snapshot, log);
+  const std::string usage_path = config.state_dir + "/usage.jsonl";
+  if (auto opened = app.open_usage_log(usage_path); !opened) {
+    log.error("startup_failed", {{"reason", opened.error().message}});
+    return 1;
+  }
   Server server(app);
   const auto port = server.bind(config.listen.host, config.listen.port);
   if (!port) {

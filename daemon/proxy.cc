@@ -97,6 +97,23 @@ Error all_failed(std::string_view model, const std::vector<Attempt>& attempts) {
   return make_error(kind, message);
 }
 
+double elapsed_ms(Clock::time_point since) {
+  return static_cast<double>(
+             std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - since).count()) /
+         1000.0;
+}
+
+// Tokens, cost and times into a usage record. Estimated tokens are flagged as such.
+void complete_usage(UsageRecord& r, const TokenUsage& tokens, const std::optional<Price>& price,
+                    const std::optional<Price>& reference, double latency_ms, double ttft_ms) {
+  set_tokens(r, tokens);
+  r.estimated = !tokens.reported && (tokens.input_tokens > 0 || tokens.output_tokens > 0);
+  r.cost_micros = price ? cost_micros(*price, tokens) : 0;
+  r.reference_cost_micros = reference ? cost_micros(*reference, tokens) : 0;
+  r.latency_ms = latency_ms;
+  r.ttft_ms = ttft_ms;
+}
+
 void set_modelmux_headers(httplib::Response& res, const std::string& target, size_t attempts) {
   res.set_header("x-modelmux-target", target);
   res.set_header("x-modelmux-attempts", std::to_string(attempts));
@@ -301,10 +318,54 @@ private:
     finish(m_res.status);
   }
 
+  void served_by(const RouteStep& step) {
+    set_modelmux_headers(m_res, step.label, m_attempts.size());
+    m_record.target = step.label;
+    m_served_price = step.cost;
+  }
+
+  // A request answered in one piece (or refused): logged, and its usage recorded.
   void finish(int status) {
     m_record.status = status;
     m_record.attempts = m_attempts.size();
     log_request(m_app.log(), m_record);
+    UsageRecord usage = usage_draft();
+    TokenUsage tokens;
+    if (status >= 200 && status < 300) {
+      tokens = usage_of_answer(m_protocol, m_res.body).value_or(estimate(m_res.body.size()));
+    }
+    complete_usage(usage, tokens, m_served_price, m_snapshot.reference_price,
+                   elapsed_ms(m_record.started), elapsed_ms(m_record.started));
+    m_app.record_usage(std::move(usage));
+  }
+
+  // Tokens when the upstream reported none: the prompt as estimated, four bytes an output token.
+  TokenUsage estimate(size_t output_bytes) const {
+    TokenUsage u;
+    u.input_tokens = m_body ? m_body->estimated_prompt_tokens : 0;
+    u.output_tokens = static_cast<int64_t>(output_bytes / 4);
+    return u;
+  }
+
+  // The usage record of this request, but for tokens, cost and times.
+  UsageRecord usage_draft() const {
+    UsageRecord r;
+    r.ts_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  std::chrono::system_clock::now().time_since_epoch())
+                  .count();
+    r.request_id = m_record.request_id;
+    r.route = std::string(path_of(m_route));
+    r.model = m_record.model;
+    r.target = m_record.target;
+    r.attempts = static_cast<int64_t>(m_attempts.size());
+    r.status = m_record.status;
+    r.stream = m_record.stream;
+    for (const auto& a : m_attempts) {
+      if (a.outcome != Outcome::ok && a.outcome != Outcome::http_4xx) {
+        r.failed_targets.push_back(a.label);
+      }
+    }
+    return r;
   }
 
   // Adds to the attempt list and, unless counted later (a stream, when it ends), to the target's
@@ -536,8 +597,7 @@ private:
     m_res.status = reply.status;
     m_res.set_content(std::move(reply.body),
                       translate ? "application/json" : content_type_of(reply.headers, false));
-    set_modelmux_headers(m_res, step.label, m_attempts.size());
-    m_record.target = step.label;
+    served_by(step);
     finish(reply.status);
     return Try::served;
   }
@@ -565,8 +625,7 @@ private:
       return false;
     }
     m_res.status = 200;
-    set_modelmux_headers(m_res, step.label, m_attempts.size());
-    m_record.target = step.label;
+    served_by(step);
     if (reply.events.empty()) {
       m_res.set_content(std::move(reply.body), reply.content_type);
       finish(200);
@@ -578,7 +637,16 @@ private:
     m_record.status = 200;
     m_record.attempts = m_attempts.size();
     auto log_record = m_record;
-    Log& log = m_app.log();
+    App& app = m_app;
+    // The mock's events carry its usage, read the way an upstream's would be.
+    auto reader = make_stream_relay(m_protocol, m_protocol, StreamOptions{});
+    std::string ignored;
+    for (const auto& e : *events) {
+      reader->feed(e, ignored);
+    }
+    auto usage = usage_draft();
+    complete_usage(usage, reader->usage(), m_served_price, m_snapshot.reference_price,
+                   elapsed_ms(m_record.started), elapsed_ms(m_record.started));
     m_res.set_chunked_content_provider(
         reply.content_type,
         [events, next](size_t, httplib::DataSink& sink) {
@@ -589,7 +657,11 @@ private:
           sink.done();
           return true;
         },
-        [&log, log_record](bool) { log_request(log, log_record); });
+        [&app, log_record, usage](bool) mutable {
+          log_request(app.log(), log_record);
+          usage.latency_ms = elapsed_ms(log_record.started);
+          app.record_usage(std::move(usage));
+        });
     return true;
   }
 
@@ -728,17 +800,25 @@ private:
         std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - c.started);
     m_res.status = c.status;
     m_res.set_header("Cache-Control", "no-cache");
-    set_modelmux_headers(m_res, step.label, m_attempts.size());
-    m_record.target = step.label;
+    served_by(step);
     m_record.status = c.status;
     m_record.attempts = m_attempts.size();
     auto log_record = m_record;
-    Log& log = m_app.log();
+    App& app = m_app;
+    auto usage = usage_draft();
+    const auto estimated = estimate(0);
+    const auto price = m_served_price;
+    const auto reference = m_snapshot.reference_price;
     m_res.set_chunked_content_provider(
         "text/event-stream", [relay](size_t, httplib::DataSink& sink) { return relay->pump(sink); },
-        [relay, &log, log_record](bool) {
+        [relay, &app, log_record, usage, estimated, price, reference](bool) mutable {
           relay->stream->cancel(); // a client that left closes the upstream too
-          log_request(log, log_record);
+          log_request(app.log(), log_record);
+          const auto& reported = relay->relay->usage();
+          complete_usage(usage, reported.reported ? reported : estimated, price, reference,
+                         elapsed_ms(log_record.started),
+                         static_cast<double>(relay->first_byte_latency.count()));
+          app.record_usage(std::move(usage));
         });
     return Try::served;
   }
@@ -796,8 +876,7 @@ private:
     m_res.status = status;
     m_res.set_content(translate ? translate_error_body(body, status, m_protocol) : std::move(body),
                       translate ? "application/json" : content_type_of(stream.headers(), false));
-    set_modelmux_headers(m_res, step.label, m_attempts.size());
-    m_record.target = step.label;
+    served_by(step);
     finish(status);
     return true;
   }
@@ -812,6 +891,7 @@ private:
   std::vector<Attempt> m_attempts;
   // Why the request could not be translated for a target it had to be translated for.
   std::optional<Error> m_refusal;
+  std::optional<Price> m_served_price;
   RequestRecord m_record;
   Clock::time_point m_attempt_started;
   Clock::time_point m_deadline;

@@ -200,6 +200,24 @@ httplib::Server::HandlerResponse Server::handle_get(const httplib::Request& req,
     res.set_content(models_list_body(*snapshot->registry, anthropic), "application/json");
     return httplib::Server::HandlerResponse::Handled;
   }
+  if (req.path == "/api/usage") {
+    if (!client_authorized(snapshot->config->auth, req)) {
+      set_error(res, Protocol::openai,
+                make_error(ErrorKind::authentication, "missing or wrong client key"));
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    const std::string period =
+        req.has_param("period") ? req.get_param_value("period") : std::string("month");
+    const auto body = m_app.usage_json(period);
+    if (!body) {
+      set_error(
+          res, Protocol::openai,
+          make_error(ErrorKind::invalid_request, "period must be day, month or all", "period"));
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    res.set_content(*body, "application/json");
+    return httplib::Server::HandlerResponse::Handled;
+  }
   return httplib::Server::HandlerResponse::Unhandled;
 }
 

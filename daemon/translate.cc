@@ -1127,6 +1127,21 @@ Result<std::string> openai_response_to_anthropic(std::string_view body) {
   return out;
 }
 
+std::optional<TokenUsage> usage_of_answer(Protocol protocol, std::string_view body) {
+  object root;
+  object usage;
+  if (parse_response(body, root) || root["usage"].get(usage)) {
+    return std::nullopt;
+  }
+  TokenUsage u;
+  if (protocol == Protocol::anthropic) {
+    read_anthropic_usage(usage, u);
+  } else {
+    read_openai_usage(usage, u);
+  }
+  return u.reported ? std::optional(u) : std::nullopt;
+}
+
 std::string translate_error_body(std::string_view body, int status, Protocol client) {
   std::string message;
   object root;

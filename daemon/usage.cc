@@ -230,3 +230,65 @@ void UsageTotals::add(const UsageRecord& r) {
 }
 
 } // namespace modelmux
+
+namespace modelmux {
+
+void UsageStats::add(const UsageRecord& r) {
+  m_days[rfc3339_utc(r.ts_ms).substr(0, 10)][r.model].add(r);
+}
+
+std::map<std::string, UsageTotals> UsageStats::by_model(std::string_view period,
+                                                        int64_t now_ms) const {
+  const std::string today = rfc3339_utc(now_ms).substr(0, 10);
+  const std::string prefix = period == "day"     ? today
+                             : period == "month" ? today.substr(0, 7)
+                                                 : std::string();
+  std::map<std::string, UsageTotals> out;
+  for (const auto& [day, models] : m_days) {
+    if (day.compare(0, prefix.size(), prefix) != 0) {
+      continue;
+    }
+    for (const auto& [model, t] : models) {
+      auto& into = out[model];
+      into.requests += t.requests;
+      into.succeeded += t.succeeded;
+      into.failed += t.failed;
+      into.fallbacks += t.fallbacks;
+      into.input_tokens += t.input_tokens;
+      into.output_tokens += t.output_tokens;
+      into.cached_tokens += t.cached_tokens;
+      into.cost_micros += t.cost_micros;
+      into.reference_cost_micros += t.reference_cost_micros;
+    }
+  }
+  return out;
+}
+
+std::optional<std::string> UsageStats::usage_json(std::string_view period, int64_t now_ms) const {
+  if (period != "day" && period != "month" && period != "all") {
+    return std::nullopt;
+  }
+  const auto models = by_model(period, now_ms);
+  int64_t tokens = 0;
+  int64_t cost = 0;
+  int64_t requests = 0;
+  for (const auto& [model, t] : models) {
+    tokens += t.input_tokens + t.output_tokens;
+    cost += t.cost_micros;
+    requests += t.requests;
+  }
+  std::string out;
+  JsonWriter w(out);
+  w.begin_object().field("period", period).field("total_tokens", tokens);
+  w.key("total_cost").raw(usd_from_micros(cost)).field("requests", requests);
+  w.key("by_model").begin_object();
+  for (const auto& [model, t] : models) {
+    w.key(model).begin_object().field("tokens", t.input_tokens + t.output_tokens);
+    w.key("cost").raw(usd_from_micros(t.cost_micros)).field("requests", t.requests);
+    w.end_object();
+  }
+  w.end_object().end_object();
+  return out;
+}
+
+} // namespace modelmux

@@ -9,8 +9,10 @@
 #include "modelmux/log.h"
 #include "modelmux/registry.h"
 #include "modelmux/upstream.h"
+#include "modelmux/usage_log.h"
 
 #include <atomic>
+#include <condition_variable>
 #include <memory>
 #include <vector>
 
@@ -23,6 +25,8 @@ struct Snapshot {
   std::vector<std::shared_ptr<ClientPool>> pools; // by target index
   // By target index. Kept across reloads for targets that keep their name.
   std::vector<std::shared_ptr<TargetHealth>> health;
+  // routing.reference_model's price, for savings; none when it is not set.
+  std::optional<Price> reference_price;
 };
 
 struct SnapshotLoad {
@@ -47,10 +51,28 @@ public:
   Log& log() { return m_log; }
   ElasticPool& relay() { return m_relay; }
 
+  // Reads the usage log's past records into the in-memory sums, then appends every new record
+  // to it. Without a usage log, records only reach the sums.
+  Status open_usage_log(const std::string& path);
+  // A finished request: to the usage log (on its writer thread) and the sums.
+  void record_usage(UsageRecord record);
+  // Blocks until every record so far is written and summed.
+  void flush_usage();
+  // Blocks until n records in all have been summed (or timeout); false on timeout.
+  bool wait_for_usage(size_t n, std::chrono::milliseconds timeout);
+  std::optional<std::string> usage_json(std::string_view period) const;
+
 private:
+  void add_to_stats(const UsageRecord& record);
+
   std::atomic<std::shared_ptr<const Snapshot>> m_snapshot;
   Log& m_log;
   ElasticPool m_relay;
+  mutable std::mutex m_stats_mutex;
+  std::condition_variable m_stats_changed;
+  UsageStats m_stats;
+  size_t m_stats_records = 0;
+  std::unique_ptr<UsageLog> m_usage_log; // declared last: its writer thread uses the sums
 };
 
 } // namespace modelmux

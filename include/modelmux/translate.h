@@ -65,6 +65,9 @@ void read_anthropic_usage(const simdjson::dom::object& usage, TokenUsage& out);
 void write_openai_usage(JsonWriter& w, const TokenUsage& usage);
 void write_anthropic_usage(JsonWriter& w, const TokenUsage& usage);
 
+// The usage a whole answer in protocol reports; nullopt when it reports none.
+std::optional<TokenUsage> usage_of_answer(Protocol protocol, std::string_view body);
+
 // finish_reason <-> stop_reason: stop <-> end_turn (and stop_sequence), length <-> max_tokens,
 // tool_calls <-> tool_use, content_filter <-> refusal.
 std::string_view finish_reason_for(std::string_view anthropic_stop_reason);

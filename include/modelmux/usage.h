@@ -73,6 +73,24 @@ struct UsageTotals {
   int64_t savings_micros() const { return reference_cost_micros - cost_micros; }
 };
 
+// Sums kept in memory for the usage API: per UTC day and model as requested. Not thread-safe;
+// the App guards it.
+class UsageStats {
+public:
+  void add(const UsageRecord& r);
+
+  // GET /api/usage?period=day|month|all, as of now_ms: {"period", "total_tokens", "total_cost",
+  // "requests", "by_model": {model: {"tokens", "cost", "requests"}}}; money in USD.
+  // nullopt for an unknown period.
+  std::optional<std::string> usage_json(std::string_view period, int64_t now_ms) const;
+
+  // Sums over a period, by model.
+  std::map<std::string, UsageTotals> by_model(std::string_view period, int64_t now_ms) const;
+
+private:
+  std::map<std::string, std::map<std::string, UsageTotals>> m_days; // "YYYY-MM-DD" -> model
+};
+
 // USD with exactly six decimals from micro-dollars: 1250000 -> "1.250000".
 std::string usd_from_micros(int64_t micros);
 

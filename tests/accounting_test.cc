@@ -1,0 +1,133 @@
+// Accounting end to end over loopback: a scripted sequence of requests (both protocols, stream
+// and not, a fallback, a failure) against priced targets, and the usage log and usage API
+// agreeing with the expected micro-dollars exactly.
+#include "fake_upstream.h"
+
+#include <filesystem>
+
+using namespace modelmux;
+using namespace modelmux::testing;
+
+namespace {
+
+// An OpenAI-compatible fake reporting 1000 prompt / 200 completion tokens for whole answers and
+// 2000 (500 of them cached) / 100 for streams, the usage chunk only when asked for.
+void openai_fake(const httplib::Request& req, httplib::Response& res) {
+  if (req.body.find("\"stream\":true") == std::string::npos) {
+    res.set_content(R"({"id":"c","object":"chat.completion","created":1,"model":"llama","choices":)"
+                    R"([{"index":0,"message":{"role":"assistant","content":"hi"},)"
+                    R"("finish_reason":"stop"}],"usage":{"prompt_tokens":1000,)"
+                    R"("completion_tokens":200,"total_tokens":1200}})",
+                    "application/json");
+    return;
+  }
+  std::string body = "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"},"
+                     "\"finish_reason\":\"stop\"}]}\n\n";
+  if (req.body.find(R"("include_usage":true)") != std::string::npos) {
+    body += "data: {\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":2000,"
+            "\"completion_tokens\":100,\"total_tokens\":2100,"
+            "\"prompt_tokens_details\":{\"cached_tokens\":500}}}\n\n";
+  }
+  body += "data: [DONE]\n\n";
+  res.set_content(body, "text/event-stream");
+}
+
+} // namespace
+
+TEST_CASE("every request's tokens and cost reach the usage log and the usage API exactly") {
+  FakeUpstream local(openai_fake);
+  FakeUpstream claude([](const httplib::Request&, httplib::Response& res) {
+    res.set_content(R"({"id":"msg","type":"message","role":"assistant","model":"claude-x",)"
+                    R"("content":[{"type":"text","text":"hi"}],"stop_reason":"end_turn",)"
+                    R"("usage":{"input_tokens":300,"output_tokens":50,)"
+                    R"("cache_read_input_tokens":100,"cache_creation_input_tokens":0}})",
+                    "application/json");
+  });
+  FakeUpstream broken([](const httplib::Request&, httplib::Response& res) { res.status = 500; });
+  TestDaemon d(fill(R"(
+providers:
+  cloud:
+    type: openai
+    base_url: "{local}"
+    probe: none
+    models: {gpt-x: {cost: {input: 2.50, output: 10.00, cached_input: 1.25}}}
+  claude:
+    type: anthropic
+    base_url: "{claude}"
+    models: {claude-x: {cost: {input: 3.00, output: 15.00}}}
+custom_models:
+  - {id: local, endpoint: "{local}", model: llama, cost: {input: 0.10, output: 0.20}}
+  - {id: dead, endpoint: "http://127.0.0.1:{dead}/v1", model: m, cost: {input: 1, output: 1},
+     fallback: [custom:local]}
+  - {id: broken, endpoint: "{broken}", model: m}
+routing:
+  reference_model: cloud:gpt-x
+)",
+                    {{"local", local.base_url()},
+                     {"claude", claude.base_url()},
+                     {"broken", broken.base_url()},
+                     {"dead", std::to_string(dead_port())}}));
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("modelmux-accounting-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  const auto path = (dir / "usage.jsonl").string();
+  REQUIRE(d.app().open_usage_log(path));
+
+  auto c = d.client();
+  // 1. 1000 in, 200 out at $0.10/$0.20: 140 micro-dollars; at the reference: 4500.
+  REQUIRE(c.Post("/v1/chat/completions", chat_body("custom:local"), "application/json"));
+  // 2. a stream: 1500 + 500 cached in, 100 out: 150 + 50 + 20 = 220; reference 3750 + 625 +
+  //    1000 = 5375.
+  CHECK(stream_post(d.port(), "/v1/chat/completions", chat_body("custom:local", true)).status ==
+        200);
+  // 3. Anthropic: 300 + 100 cached in, 50 out at $3/$15: 900 + 300 + 750 = 1950; reference
+  //    750 + 125 + 500 = 1375.
+  REQUIRE(c.Post("/v1/messages",
+                 R"({"model":"claude:claude-x","max_tokens":5,"messages":[{"role":"user",)"
+                 R"("content":"hi"}]})",
+                 "application/json"));
+  // 4. a fallback from a dead target to custom:local: 140, reference 4500.
+  REQUIRE(c.Post("/v1/chat/completions", chat_body("custom:dead"), "application/json"));
+  // 5. a failure: nothing spent.
+  const auto failed =
+      c.Post("/v1/chat/completions", chat_body("custom:broken"), "application/json");
+  REQUIRE(failed);
+  CHECK(failed->status == 502);
+
+  REQUIRE(d.app().wait_for_usage(5, std::chrono::seconds(20)));
+  d.app().flush_usage();
+
+  std::vector<UsageRecord> records;
+  const auto read = read_usage_log(path, [&](const UsageRecord& r) { records.push_back(r); });
+  CHECK(read.skipped == 0);
+  REQUIRE(records.size() == 5);
+  int64_t cost = 0;
+  int64_t reference = 0;
+  for (const auto& r : records) {
+    cost += r.cost_micros;
+    reference += r.reference_cost_micros;
+    CHECK_FALSE(r.estimated);
+  }
+  CHECK(cost == 140 + 220 + 1950 + 140);
+  CHECK(reference == 4500 + 5375 + 1375 + 4500);
+  std::map<std::string, const UsageRecord*> by_model;
+  for (const auto& r : records) {
+    by_model[r.model] = &r;
+  }
+  CHECK(by_model["custom:dead"]->target == "custom:local");
+  CHECK(by_model["custom:dead"]->failed_targets == std::vector<std::string>{"custom:dead"});
+  CHECK(by_model["custom:broken"]->status == 502);
+  CHECK(by_model["claude:claude-x"]->input_tokens == 400);
+  CHECK(by_model["claude:claude-x"]->cached_tokens == 100);
+
+  const auto usage = c.Get("/api/usage?period=all");
+  REQUIRE(usage);
+  CHECK(usage->status == 200);
+  CHECK(usage->body.find(R"("total_tokens":)" + std::to_string(1200 + 2100 + 450 + 1200)) !=
+        std::string::npos);
+  CHECK(usage->body.find(R"("total_cost":0.002450)") != std::string::npos);
+  CHECK(usage->body.find(R"("custom:local":{"tokens":3300,"cost":0.000360,"requests":2})") !=
+        std::string::npos);
+  CHECK(c.Get("/api/usage?period=week")->status == 400);
+  std::filesystem::remove_all(dir);
+}
