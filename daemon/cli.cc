@@ -3,6 +3,7 @@
 
 #include "modelmux/app.h"
 #include "modelmux/probe.h"
+#include "modelmux/report.h"
 #include "modelmux/router.h"
 #include "modelmux/text.h"
 
@@ -14,7 +15,8 @@ namespace modelmux {
 
 namespace {
 
-const std::vector<std::string> k_commands = {"serve", "check", "route", "health", "version"};
+const std::vector<std::string> k_commands = {"serve",  "check",  "route",
+                                             "health", "report", "version"};
 
 std::string redacted(const Secret& s) {
   return s.source == "inline" ? "(inline, redacted)" : s.source + " (redacted)";
@@ -83,6 +85,14 @@ Result<CliArgs> parse_cli(const std::vector<std::string>& argv) {
       args.policy = a.substr(9);
     } else if (a == "--deep") {
       args.deep = true;
+    } else if (a == "--json") {
+      args.json = true;
+    } else if (a == "--month") {
+      if (auto st = value(args.month); !st) {
+        return st.error();
+      }
+    } else if (a.rfind("--month=", 0) == 0) {
+      args.month = a.substr(8);
     } else if (!a.empty() && a.front() == '-') {
       return make_error(ErrorKind::invalid_request, "unknown option " + a);
     } else if (args.command.empty()) {
@@ -156,6 +166,16 @@ std::string usage(const std::string& command) {
            "  --deep              also ask each model for one token (billable), for the targets\n"
            "                      of the MODELs named\n";
   }
+  if (command == "report") {
+    return "usage: modelmux report [-c FILE] [--month YYYY-MM] [--json]\n\n"
+           "The cost and savings report from state_dir/usage.jsonl: per target, requests it\n"
+           "served, failed attempts, fallbacks away from it, tokens, cost, what the reference\n"
+           "model would have cost, and the savings. The month defaults to the current one\n"
+           "(UTC).\n\n" +
+           config_help +
+           "  --month YYYY-MM     the month to report\n"
+           "  --json              JSON instead of a table\n";
+  }
   if (command == "version") {
     return "usage: modelmux version\n\nPrints the version.\n";
   }
@@ -168,6 +188,7 @@ std::string usage(const std::string& command) {
          "  check     validate the config and print the resolved registry\n"
          "  route     explain how a model name resolves\n"
          "  health    probe the targets once and print their state\n"
+         "  report    the cost and savings report from the usage log\n"
          "  version   print the version\n\n"
          "Run modelmux COMMAND --help for a command's options.\n";
 }
@@ -301,6 +322,35 @@ int run_health(const CliArgs& args, std::ostream& out, std::ostream& err) {
         << "\n";
   }
   return all_healthy ? 0 : 1;
+}
+
+int run_report(const CliArgs& args, std::ostream& out, std::ostream& err) {
+  const std::string path = resolve_config_path(args);
+  const auto load = load_config_file(path, ConfigEnvironment::process());
+  if (!load.ok()) {
+    print_errors(load.errors, err);
+    return 1;
+  }
+  std::string month = args.month;
+  if (month.empty()) {
+    const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+    month = rfc3339_utc(now).substr(0, 7);
+  }
+  if (month.size() != 7 || month[4] != '-') {
+    err << "modelmux report: --month takes YYYY-MM\n";
+    return 2;
+  }
+  Report report(month);
+  const std::string log_path = load.config.state_dir + "/usage.jsonl";
+  const auto read = read_usage_log(log_path, [&](const UsageRecord& r) { report.add(r); });
+  if (read.skipped > 0) {
+    err << "modelmux report: skipped " << read.skipped << " unreadable line(s) in " << log_path
+        << "\n";
+  }
+  out << (args.json ? report.json() : report.table());
+  return 0;
 }
 
 int run_route(const CliArgs& args, std::ostream& out, std::ostream& err) {

@@ -120,6 +120,9 @@ int main(int argc, char** argv) {
   if (args->command == "route") {
     return run_route(args.value(), std::cout, std::cerr);
   }
+  if (args->command == "report") {
+    return run_report(args.value(), std::cout, std::cerr);
+  }
   if (args->command == "health") {
     return run_health(args.value(), std::cout, std::cerr);
   }

@@ -17,6 +17,8 @@ struct CliArgs {
   std::vector<std::string> positional;
   bool help = false;
   bool deep = false; // health --deep
+  std::string month; // report --month YYYY-MM
+  bool json = false; // report --json
 };
 
 Result<CliArgs> parse_cli(const std::vector<std::string>& argv);
@@ -32,6 +34,8 @@ int run_route(const CliArgs& args, std::ostream& out, std::ostream& err);
 // Probes each target (or those MODEL names route to) once and prints a table; 1 if any is
 // unhealthy.
 int run_health(const CliArgs& args, std::ostream& out, std::ostream& err);
+// The cost and savings report for a month from state_dir/usage.jsonl.
+int run_report(const CliArgs& args, std::ostream& out, std::ostream& err);
 int run_version(std::ostream& out);
 
 } // namespace modelmux

@@ -1,0 +1,113 @@
+// The cost and savings report.
+#include "modelmux/report.h"
+
+#include "modelmux/json.h"
+
+#include <cstdio>
+
+namespace modelmux {
+
+namespace {
+
+// Savings as a percentage of the reference cost, one decimal; 0 without a reference cost.
+double savings_percent(const ReportRow& r) {
+  if (r.reference_cost_micros <= 0) {
+    return 0.0;
+  }
+  const double p = 100.0 * static_cast<double>(r.reference_cost_micros - r.cost_micros) /
+                   static_cast<double>(r.reference_cost_micros);
+  return static_cast<double>(static_cast<int64_t>(p * 10.0 + (p >= 0 ? 0.5 : -0.5))) / 10.0;
+}
+
+void write_row(JsonWriter& w, const ReportRow& r) {
+  w.field("requests", r.requests)
+      .field("failures", r.failures)
+      .field("fallbacks", r.fallbacks)
+      .field("input_tokens", r.input_tokens)
+      .field("output_tokens", r.output_tokens);
+  w.key("cost_usd").raw(usd_from_micros(r.cost_micros));
+  w.key("reference_cost_usd").raw(usd_from_micros(r.reference_cost_micros));
+  w.key("savings_usd").raw(usd_from_micros(r.reference_cost_micros - r.cost_micros));
+  w.field("savings_percent", savings_percent(r));
+}
+
+} // namespace
+
+void Report::add(const UsageRecord& r) {
+  if (rfc3339_utc(r.ts_ms).compare(0, m_month.size(), m_month) != 0) {
+    return;
+  }
+  // Every failed target was moved on from, but for the last when no target served.
+  for (size_t i = 0; i < r.failed_targets.size(); ++i) {
+    auto& row = m_rows[r.failed_targets[i]];
+    ++row.failures;
+    if (!r.target.empty() || i + 1 < r.failed_targets.size()) {
+      ++row.fallbacks;
+    }
+  }
+  if (r.target.empty()) {
+    return;
+  }
+  auto& row = m_rows[r.target];
+  ++row.requests;
+  row.input_tokens += r.input_tokens;
+  row.output_tokens += r.output_tokens;
+  row.cost_micros += r.cost_micros;
+  row.reference_cost_micros += r.reference_cost_micros;
+}
+
+ReportRow Report::total() const {
+  ReportRow t;
+  for (const auto& [target, r] : m_rows) {
+    t.requests += r.requests;
+    t.failures += r.failures;
+    t.fallbacks += r.fallbacks;
+    t.input_tokens += r.input_tokens;
+    t.output_tokens += r.output_tokens;
+    t.cost_micros += r.cost_micros;
+    t.reference_cost_micros += r.reference_cost_micros;
+  }
+  return t;
+}
+
+std::string Report::json() const {
+  std::string out;
+  JsonWriter w(out);
+  w.begin_object().field("month", std::string_view(m_month)).key("targets").begin_array();
+  for (const auto& [target, r] : m_rows) {
+    w.begin_object().field("target", std::string_view(target));
+    write_row(w, r);
+    w.end_object();
+  }
+  w.end_array().key("total").begin_object();
+  write_row(w, total());
+  w.end_object().end_object();
+  out.push_back('\n');
+  return out;
+}
+
+std::string Report::table() const {
+  std::string out = "modelmux report for " + m_month + "\n\n";
+  char line[320];
+  std::snprintf(line, sizeof line, "%-32s %9s %8s %9s %12s %12s %12s %12s %12s %8s\n", "TARGET",
+                "REQUESTS", "FAILURES", "FALLBACKS", "INPUT_TOK", "OUTPUT_TOK", "COST_USD",
+                "REF_USD", "SAVED_USD", "SAVED%");
+  out += line;
+  auto row = [&](const std::string& name, const ReportRow& r) {
+    std::snprintf(
+        line, sizeof line, "%-32s %9lld %8lld %9lld %12lld %12lld %12s %12s %12s %7.1f%%\n",
+        name.c_str(), static_cast<long long>(r.requests), static_cast<long long>(r.failures),
+        static_cast<long long>(r.fallbacks), static_cast<long long>(r.input_tokens),
+        static_cast<long long>(r.output_tokens), usd_from_micros(r.cost_micros).c_str(),
+        usd_from_micros(r.reference_cost_micros).c_str(),
+        usd_from_micros(r.reference_cost_micros - r.cost_micros).c_str(), savings_percent(r));
+    out += line;
+  };
+  for (const auto& [target, r] : m_rows) {
+    row(target, r);
+  }
+  row("TOTAL", total());
+  return out;
+}
+
+} // namespace modelmux
