@@ -130,3 +130,13 @@ void App::replace_snapshot(std::shared_ptr<const Snapshot> snapshot) {
 }
 
 } // namespace modelmux
+
+namespace modelmux {
+
+std::string App::monitoring_json(std::string_view health_status,
+                                 const std::vector<std::string>& issues) const {
+  std::lock_guard lock(m_stats_mutex);
+  return m_stats.monitoring_json(health_status, issues);
+}
+
+} // namespace modelmux

@@ -67,9 +67,7 @@ std::optional<std::chrono::milliseconds> retry_after(const std::string& header,
                   std::chrono::duration_cast<std::chrono::milliseconds>(at - now));
 }
 
-std::string health_json(const std::vector<NamedReport>& reports,
-                        std::chrono::steady_clock::time_point steady_now,
-                        std::chrono::system_clock::time_point system_now) {
+std::string_view health_status(const std::vector<NamedReport>& reports) {
   size_t healthy = 0;
   size_t out_of_service = 0;
   for (const auto& r : reports) {
@@ -77,9 +75,13 @@ std::string health_json(const std::vector<NamedReport>& reports,
     out_of_service +=
         r.report.state == TargetState::ejected || r.report.state == TargetState::unhealthy;
   }
-  const std::string_view status = healthy == reports.size()          ? "ok"
-                                  : out_of_service == reports.size() ? "down"
-                                                                     : "degraded";
+  return healthy == reports.size() ? "ok" : out_of_service == reports.size() ? "down" : "degraded";
+}
+
+std::string health_json(const std::vector<NamedReport>& reports,
+                        std::chrono::steady_clock::time_point steady_now,
+                        std::chrono::system_clock::time_point system_now) {
+  const std::string_view status = health_status(reports);
   std::string out;
   JsonWriter w(out);
   w.begin_object().field("status", status).key("targets").begin_array();

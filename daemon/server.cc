@@ -26,13 +26,41 @@ void set_error(httplib::Response& res, Protocol protocol, const Error& e) {
   res.set_content(error_body(protocol, e), "application/json");
 }
 
-std::string health_body(const Snapshot& snapshot) {
-  const auto now = std::chrono::steady_clock::now();
+// The read routes other than /health take the client key when one is configured.
+bool authorized_or_401(const Snapshot& snapshot, const httplib::Request& req,
+                       httplib::Response& res) {
+  if (client_authorized(snapshot.config->auth, req)) {
+    return true;
+  }
+  set_error(res, Protocol::openai,
+            make_error(ErrorKind::authentication, "missing or wrong client key"));
+  return false;
+}
+
+std::vector<NamedReport> health_reports(const Snapshot& snapshot,
+                                        std::chrono::steady_clock::time_point now) {
   std::vector<NamedReport> reports;
   for (const auto& t : snapshot.registry->targets()) {
     reports.push_back({t.name, snapshot.health[t.index]->report(now)});
   }
-  return health_json(reports, now, std::chrono::system_clock::now());
+  return reports;
+}
+
+std::string health_body(const Snapshot& snapshot) {
+  const auto now = std::chrono::steady_clock::now();
+  return health_json(health_reports(snapshot, now), now, std::chrono::system_clock::now());
+}
+
+std::string monitoring_body(const App& app, const Snapshot& snapshot) {
+  const auto reports = health_reports(snapshot, std::chrono::steady_clock::now());
+  std::vector<std::string> issues;
+  for (const auto& [target, r] : reports) {
+    if (r.state != TargetState::healthy) {
+      issues.push_back(target + " is " + std::string(to_string(r.state)) +
+                       (r.reason.empty() ? "" : ": " + r.reason));
+    }
+  }
+  return app.monitoring_json(health_status(reports), issues);
 }
 
 } // namespace
@@ -191,19 +219,22 @@ httplib::Server::HandlerResponse Server::handle_get(const httplib::Request& req,
     return httplib::Server::HandlerResponse::Handled;
   }
   if (req.path == "/v1/models") {
-    if (!client_authorized(snapshot->config->auth, req)) {
-      set_error(res, Protocol::openai,
-                make_error(ErrorKind::authentication, "missing or wrong client key"));
+    if (!authorized_or_401(*snapshot, req, res)) {
       return httplib::Server::HandlerResponse::Handled;
     }
     const bool anthropic = req.has_header("anthropic-version");
     res.set_content(models_list_body(*snapshot->registry, anthropic), "application/json");
     return httplib::Server::HandlerResponse::Handled;
   }
+  if (req.path == "/api/models/custom/monitoring") {
+    if (!authorized_or_401(*snapshot, req, res)) {
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    res.set_content(monitoring_body(m_app, *snapshot), "application/json");
+    return httplib::Server::HandlerResponse::Handled;
+  }
   if (req.path == "/api/usage") {
-    if (!client_authorized(snapshot->config->auth, req)) {
-      set_error(res, Protocol::openai,
-                make_error(ErrorKind::authentication, "missing or wrong client key"));
+    if (!authorized_or_401(*snapshot, req, res)) {
       return httplib::Server::HandlerResponse::Handled;
     }
     const std::string period =

@@ -3,6 +3,7 @@
 
 #include "modelmux/json.h"
 
+#include <algorithm>
 #include <cinttypes>
 #include <ctime>
 #include <simdjson.h>
@@ -221,7 +222,9 @@ void UsageTotals::add(const UsageRecord& r) {
   } else {
     ++failed;
   }
-  fallbacks += static_cast<int64_t>(r.failed_targets.size());
+  // Each failed target was moved on from, but for the last when no target served.
+  const auto failed_count = static_cast<int64_t>(r.failed_targets.size());
+  fallbacks += r.target.empty() ? std::max<int64_t>(0, failed_count - 1) : failed_count;
   input_tokens += r.input_tokens;
   output_tokens += r.output_tokens;
   cached_tokens += r.cached_tokens;
@@ -235,6 +238,91 @@ namespace modelmux {
 
 void UsageStats::add(const UsageRecord& r) {
   m_days[rfc3339_utc(r.ts_ms).substr(0, 10)][r.model].add(r);
+  m_all.add(r);
+  m_latency_sum_ms += r.latency_ms;
+  if (m_latencies.size() < k_latency_window) {
+    m_latencies.push_back(static_cast<float>(r.latency_ms));
+  } else {
+    m_latencies[m_latency_next] = static_cast<float>(r.latency_ms);
+    m_latency_next = (m_latency_next + 1) % k_latency_window;
+  }
+}
+
+namespace {
+
+std::string fixed(double v, int decimals, std::string_view suffix = {}) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+  return std::string(buf) + std::string(suffix);
+}
+
+std::string dollars(int64_t micros) {
+  return (micros < 0 ? "-$" : "$") +
+         fixed(static_cast<double>(micros < 0 ? -micros : micros) / 1e6, 2);
+}
+
+} // namespace
+
+std::string UsageStats::monitoring_json(std::string_view health_status,
+                                        const std::vector<std::string>& issues) const {
+  std::vector<float> sorted = m_latencies;
+  std::sort(sorted.begin(), sorted.end());
+  auto percentile = [&](int p) {
+    if (sorted.empty()) {
+      return 0.0;
+    }
+    const size_t rank = (sorted.size() * static_cast<size_t>(p) + 99) / 100;
+    return static_cast<double>(sorted[std::max<size_t>(rank, 1) - 1]);
+  };
+  const double average =
+      m_all.requests > 0 ? m_latency_sum_ms / static_cast<double>(m_all.requests) : 0.0;
+  const double success_rate = m_all.requests > 0 ? 100.0 * static_cast<double>(m_all.succeeded) /
+                                                       static_cast<double>(m_all.requests)
+                                                 : 100.0;
+  const int64_t savings = m_all.savings_micros();
+  const double savings_percent =
+      m_all.reference_cost_micros > 0
+          ? 100.0 * static_cast<double>(savings) / static_cast<double>(m_all.reference_cost_micros)
+          : 0.0;
+  std::map<std::string, int64_t> by_model;
+  for (const auto& [day, models] : m_days) {
+    for (const auto& [model, t] : models) {
+      by_model[model] += t.requests;
+    }
+  }
+  std::string out;
+  JsonWriter w(out);
+  w.begin_object().field("success", true).key("metrics").begin_object();
+  w.key("requests").begin_object();
+  w.field("total", m_all.requests).field("success", m_all.succeeded);
+  w.field("failures", m_all.failed).field("fallbacks", m_all.fallbacks);
+  w.field("successRate", std::string_view(fixed(success_rate, 2, "%")));
+  w.key("byModel").begin_object();
+  for (const auto& [model, n] : by_model) {
+    w.field(model, n);
+  }
+  w.end_object().end_object();
+  w.key("performance").begin_object();
+  w.field("averageLatency", std::string_view(fixed(average, 2, "ms")));
+  w.field("p50Latency", std::string_view(fixed(percentile(50), 2, "ms")));
+  w.field("p95Latency", std::string_view(fixed(percentile(95), 2, "ms")));
+  w.field("p99Latency", std::string_view(fixed(percentile(99), 2, "ms")));
+  w.end_object();
+  w.key("costs").begin_object();
+  w.field("customModelCost", std::string_view(dollars(m_all.cost_micros)));
+  w.field("providerModelCost", std::string_view(dollars(m_all.reference_cost_micros)));
+  w.field("savings", std::string_view(dollars(savings)));
+  w.field("savingsPercent", std::string_view(fixed(savings_percent, 1, "%")));
+  w.end_object().end_object();
+  w.key("health").begin_object().field("status", health_status);
+  w.field("successRate", std::string_view(fixed(success_rate, 2, "%")));
+  w.field("averageLatency", std::string_view(fixed(average, 2, "ms")));
+  w.field("totalRequests", m_all.requests).key("issues").begin_array();
+  for (const auto& issue : issues) {
+    w.value(std::string_view(issue));
+  }
+  w.end_array().end_object().end_object();
+  return out;
 }
 
 std::map<std::string, UsageTotals> UsageStats::by_model(std::string_view period,

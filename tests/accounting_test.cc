@@ -131,6 +131,18 @@ routing:
         std::string::npos);
   CHECK(c.Get("/api/usage?period=week")->status == 400);
 
+  const auto monitoring = c.Get("/api/models/custom/monitoring");
+  REQUIRE(monitoring);
+  CHECK(monitoring->body.find(R"("requests":{"total":5,"success":4,"failures":1,"fallbacks":1,)"
+                              R"("successRate":"80.00%","byModel":{"claude:claude-x":1,)"
+                              R"("custom:broken":1,"custom:dead":1,"custom:local":2}})") !=
+        std::string::npos);
+  CHECK(monitoring->body.find(R"("costs":{"customModelCost":"$0.00","providerModelCost":"$0.02",)"
+                              R"("savings":"$0.01","savingsPercent":"84.4%"})") !=
+        std::string::npos);
+  CHECK(monitoring->body.find(R"("p99Latency":")") != std::string::npos);
+  CHECK(monitoring->body.find(R"("health":{"status":)") != std::string::npos);
+
   Report report(rfc3339_utc(records.front().ts_ms).substr(0, 7));
   read_usage_log(path, [&](const UsageRecord& r) { report.add(r); });
   const auto json = report.json();

@@ -61,6 +61,8 @@ public:
   // Blocks until n records in all have been summed (or timeout); false on timeout.
   bool wait_for_usage(size_t n, std::chrono::milliseconds timeout);
   std::optional<std::string> usage_json(std::string_view period) const;
+  std::string monitoring_json(std::string_view health_status,
+                              const std::vector<std::string>& issues) const;
 
 private:
   void add_to_stats(const UsageRecord& record);

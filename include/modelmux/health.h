@@ -42,6 +42,9 @@ struct NamedReport {
   HealthReport report;
 };
 
+// "ok" when every target is healthy, "down" when none can serve, else "degraded".
+std::string_view health_status(const std::vector<NamedReport>& reports);
+
 // GET /health: {"status": "ok"|"degraded"|"down", "targets": [{"target", "state", "reason",
 // "ejected_until" (UTC, ISO 8601), "success_rate", "p95_latency_ms"}]}. "down" when no target
 // can serve, "degraded" when any is not healthy. steady_now and system_now are the same instant.

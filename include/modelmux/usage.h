@@ -62,7 +62,7 @@ struct UsageTotals {
   int64_t requests = 0;  // finished requests
   int64_t succeeded = 0; // answered 2xx
   int64_t failed = 0;    // answered with an error
-  int64_t fallbacks = 0; // times a request moved on from a failed target
+  int64_t fallbacks = 0; // times a request moved on from a failed target to another
   int64_t input_tokens = 0;
   int64_t output_tokens = 0;
   int64_t cached_tokens = 0;
@@ -87,8 +87,20 @@ public:
   // Sums over a period, by model.
   std::map<std::string, UsageTotals> by_model(std::string_view period, int64_t now_ms) const;
 
+  // GET /api/models/custom/monitoring over every request (latency percentiles over the most
+  // recent k_latency_window): the seed's JSON shape (SPEC §4). health_status is /health's;
+  // issues name the targets that are not healthy.
+  std::string monitoring_json(std::string_view health_status,
+                              const std::vector<std::string>& issues) const;
+
+  static constexpr size_t k_latency_window = 100000;
+
 private:
   std::map<std::string, std::map<std::string, UsageTotals>> m_days; // "YYYY-MM-DD" -> model
+  UsageTotals m_all;
+  std::vector<float> m_latencies; // a ring of the most recent latencies, ms
+  size_t m_latency_next = 0;
+  double m_latency_sum_ms = 0;
 };
 
 // USD with exactly six decimals from micro-dollars: 1250000 -> "1.250000".
