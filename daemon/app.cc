@@ -95,6 +95,23 @@ void App::add_to_stats(const UsageRecord& record) {
     std::lock_guard lock(m_stats_mutex);
     m_stats.add(record);
     ++m_stats_records;
+    // Only this thread (the usage writer, or the restore at start) writes the spend.
+    const int64_t month = utc_month_index(record.ts_ms);
+    if (month > m_month_index) {
+      m_month_index = month;
+      m_month_spend = 0;
+    }
+    if (month == m_month_index) {
+      m_month_spend += record.cost_micros;
+    }
+    const int64_t day = utc_day_index(record.ts_ms);
+    if (day > m_day_index) {
+      m_day_index = day;
+      m_day_spend = 0;
+    }
+    if (day == m_day_index) {
+      m_day_spend += record.cost_micros;
+    }
   }
   m_stats_changed.notify_all();
 }
@@ -132,6 +149,16 @@ void App::replace_snapshot(std::shared_ptr<const Snapshot> snapshot) {
 } // namespace modelmux
 
 namespace modelmux {
+
+BudgetState App::budget(int64_t now_ms) const {
+  const auto& limits = snapshot()->config->budget;
+  if (!limits.monthly_micros && !limits.daily_micros) {
+    return {};
+  }
+  const int64_t month = utc_month_index(now_ms) == m_month_index ? m_month_spend.load() : 0;
+  const int64_t day = utc_day_index(now_ms) == m_day_index ? m_day_spend.load() : 0;
+  return judge_budget(limits, month, day);
+}
 
 std::string App::monitoring_json(std::string_view health_status,
                                  const std::vector<std::string>& issues) const {

@@ -170,15 +170,28 @@ public:
     if (!route) {
       return fail(route.error());
     }
+    // Over budget, only free targets serve.
+    const auto budget = m_app.budget(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         std::chrono::system_clock::now().time_since_epoch())
+                                         .count());
     std::vector<const RouteStep*> steps;
     std::string incompatible;
+    bool priced_skipped = false;
     for (const auto& step : route->chain) {
       const Protocol p = step.target->protocol();
-      if (compatible(m_route, p)) {
+      const bool priced = step.cost && (step.cost->input > 0 || step.cost->output > 0);
+      if (budget.exhausted && priced) {
+        priced_skipped = true;
+      } else if (compatible(m_route, p)) {
         steps.push_back(&step);
       } else if (incompatible.empty()) {
         incompatible = step.label + " speaks the " + std::string(protocol_name(p)) + " API";
       }
+    }
+    if (steps.empty() && priced_skipped) {
+      return fail(make_error(ErrorKind::rate_limited, "budget exhausted: " + budget.why +
+                                                          "; model \"" + m_body->model +
+                                                          "\" has no free target"));
     }
     if (steps.empty()) {
       return fail(make_error(ErrorKind::invalid_request,

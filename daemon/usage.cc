@@ -380,3 +380,44 @@ std::optional<std::string> UsageStats::usage_json(std::string_view period, int64
 }
 
 } // namespace modelmux
+
+namespace modelmux {
+
+int64_t utc_day_index(int64_t ts_ms) {
+  return ts_ms >= 0 ? ts_ms / 86400000 : (ts_ms - 86399999) / 86400000;
+}
+
+int64_t utc_month_index(int64_t ts_ms) {
+  // Civil date from days since 1970-01-01 (H. Hinnant's algorithm), kept to year and month.
+  const int64_t z = utc_day_index(ts_ms) + 719468;
+  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const int64_t doe = z - era * 146097;
+  const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const int64_t mp = (5 * doy + 2) / 153;
+  const int64_t month = mp < 10 ? mp + 3 : mp - 9;
+  const int64_t year = yoe + era * 400 + (month <= 2 ? 1 : 0);
+  return year * 12 + (month - 1);
+}
+
+BudgetState judge_budget(const BudgetConfig& budget, int64_t month_spend_micros,
+                         int64_t day_spend_micros) {
+  BudgetState b;
+  auto check = [&](const std::optional<int64_t>& limit, int64_t spent, const char* name) {
+    if (!limit) {
+      return;
+    }
+    const int64_t remaining = *limit - spent;
+    b.remaining_micros = b.remaining_micros ? std::min(*b.remaining_micros, remaining) : remaining;
+    if (remaining <= 0 && !b.exhausted) {
+      b.exhausted = true;
+      b.why = "spent $" + usd_from_micros(spent) + " of the " + name + " budget of $" +
+              usd_from_micros(*limit);
+    }
+  };
+  check(budget.daily_micros, day_spend_micros, "daily");
+  check(budget.monthly_micros, month_spend_micros, "monthly");
+  return b;
+}
+
+} // namespace modelmux

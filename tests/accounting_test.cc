@@ -160,3 +160,52 @@ routing:
                   R"("savings_usd":0.013300,"savings_percent":84.4})") != std::string::npos);
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("over budget, priced targets are skipped, free ones serve, and nothing left is a 429") {
+  FakeUpstream local(openai_fake);
+  TestDaemon d(fill(R"(
+custom_models:
+  - {id: priced, endpoint: "{local}", model: llama, probe: none, cost: {input: 0.10, output: 0.20},
+     fallback: [custom:free]}
+  - {id: only-priced, endpoint: "{local}", model: llama, probe: none, cost: {input: 0.10, output: 0.20}}
+  - {id: free, type: mock}
+budget: {monthly_usd: 0.0003}
+)",
+                    {{"local", local.base_url()}}));
+  auto c = d.client();
+  // 140 micro-dollars a request: 0, 140 and 280 are under the 300 budget.
+  for (int i = 0; i < 3; ++i) {
+    const auto r = c.Post("/v1/chat/completions", chat_body("custom:priced"), "application/json");
+    REQUIRE(r);
+    CHECK(header(r, "x-modelmux-target") == "custom:priced");
+  }
+  REQUIRE(d.app().wait_for_usage(3, std::chrono::seconds(20)));
+  const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  CHECK(d.app().budget(now).exhausted);
+  CHECK(d.app().budget(now).remaining_micros == 300 - 420);
+  auto r = c.Post("/v1/chat/completions", chat_body("custom:priced"), "application/json");
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK(header(r, "x-modelmux-target") == "custom:free");
+  r = c.Post("/v1/messages",
+             R"({"model":"custom:only-priced","max_tokens":5,"messages":[{"role":"user",)"
+             R"("content":"hi"}]})",
+             "application/json");
+  REQUIRE(r);
+  CHECK(r->status == 429);
+  CHECK(r->body.find(R"("type":"rate_limit_error")") != std::string::npos);
+  CHECK(error_message(r->body) ==
+        "budget exhausted: spent $0.000420 of the monthly budget of $0.000300; model "
+        "\"custom:only-priced\" has no free target");
+  CHECK(local.request_count() == 3);
+}
+
+TEST_CASE("calendar periods are computed in UTC") {
+  CHECK(utc_month_index(0) == 1970 * 12);
+  CHECK(utc_month_index(1764547199000) == 2025 * 12 + 10); // 2025-11-30T23:59:59Z
+  CHECK(utc_month_index(1764547200000) == 2025 * 12 + 11); // 2025-12-01T00:00:00Z
+  CHECK(utc_day_index(1764547200000) - utc_day_index(1764547199000) == 1);
+  CHECK(utc_month_index(951782400000) == 2000 * 12 + 1); // 2000-02-29
+}

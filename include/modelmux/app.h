@@ -63,6 +63,8 @@ public:
   std::optional<std::string> usage_json(std::string_view period) const;
   std::string monitoring_json(std::string_view health_status,
                               const std::vector<std::string>& issues) const;
+  // This month's and today's spend (UTC) against the budget. Lock-free: the request path asks.
+  BudgetState budget(int64_t now_ms) const;
 
 private:
   void add_to_stats(const UsageRecord& record);
@@ -74,6 +76,12 @@ private:
   std::condition_variable m_stats_changed;
   UsageStats m_stats;
   size_t m_stats_records = 0;
+  // Spend in the current month and day, with the period it belongs to; a request in a later
+  // period sees zero.
+  std::atomic<int64_t> m_month_index{0};
+  std::atomic<int64_t> m_month_spend{0};
+  std::atomic<int64_t> m_day_index{0};
+  std::atomic<int64_t> m_day_spend{0};
   std::unique_ptr<UsageLog> m_usage_log; // declared last: its writer thread uses the sums
 };
 

@@ -103,6 +103,19 @@ private:
   double m_latency_sum_ms = 0;
 };
 
+// Calendar periods of a UTC time, as numbers: days since the epoch, and year * 12 + month.
+int64_t utc_day_index(int64_t ts_ms);
+int64_t utc_month_index(int64_t ts_ms);
+
+// Spend against budget.monthly_usd and budget.daily_usd.
+struct BudgetState {
+  bool exhausted = false;
+  std::string why;                         // "spent $10.02 of the daily budget of $10.00"
+  std::optional<int64_t> remaining_micros; // the smaller of the two; none without a budget
+};
+BudgetState judge_budget(const BudgetConfig& budget, int64_t month_spend_micros,
+                         int64_t day_spend_micros);
+
 // USD with exactly six decimals from micro-dollars: 1250000 -> "1.250000".
 std::string usd_from_micros(int64_t micros);
 
