@@ -52,7 +52,12 @@ SnapshotLoad load_snapshot_text(const std::string& text, const std::string& file
 
 App::App(std::shared_ptr<const Snapshot> snapshot, Log& log)
     : m_snapshot(std::move(snapshot)), m_log(log),
-      m_relay(static_cast<size_t>(m_snapshot.load()->config->server.worker_threads)) {
+      m_relay(static_cast<size_t>(m_snapshot.load()->config->server.worker_threads)),
+      m_start_time_seconds(
+          static_cast<double>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  std::chrono::system_clock::now().time_since_epoch())
+                                  .count()) /
+          1000.0) {
   const auto& logging = m_snapshot.load()->config->logging;
   m_log.configure(logging.level, logging.format);
 }
@@ -63,12 +68,13 @@ App::~App() {
 }
 
 Status App::open_usage_log(const std::string& path) {
-  const auto read = read_usage_log(path, [this](const UsageRecord& r) { add_to_stats(r); });
+  const auto read = read_usage_log(path, [this](const UsageRecord& r) { add_to_stats(r, false); });
   if (read.skipped > 0) {
     m_log.warn("usage_log_lines_skipped",
                {{"path", path}, {"lines", std::to_string(read.skipped), true}});
   }
-  auto opened = UsageLog::open(path, m_log, [this](const UsageRecord& r) { add_to_stats(r); });
+  auto opened =
+      UsageLog::open(path, m_log, [this](const UsageRecord& r) { add_to_stats(r, true); });
   if (!opened) {
     return opened.error();
   }
@@ -80,7 +86,7 @@ void App::record_usage(UsageRecord record) {
   if (m_usage_log) {
     m_usage_log->append(std::move(record));
   } else {
-    add_to_stats(record);
+    add_to_stats(record, true);
   }
 }
 
@@ -90,7 +96,19 @@ void App::flush_usage() {
   }
 }
 
-void App::add_to_stats(const UsageRecord& record) {
+void App::add_to_stats(const UsageRecord& record, bool live) {
+  if (live) {
+    const auto snapshot = m_snapshot.load();
+    std::string_view provider = "none";
+    for (const auto& t : snapshot->registry->targets()) {
+      if (t.name == record.target ||
+          (!record.target.empty() && record.target.rfind(t.name + ":", 0) == 0)) {
+        provider = otel_provider_name(t.endpoint.type);
+        break;
+      }
+    }
+    m_metrics.observe(record, provider, snapshot->reference_price.has_value());
+  }
   {
     std::lock_guard lock(m_stats_mutex);
     m_stats.add(record);
@@ -144,6 +162,7 @@ void App::replace_snapshot(std::shared_ptr<const Snapshot> snapshot) {
     }
   }
   m_snapshot.store(std::move(next));
+  m_metrics.config_reload(true);
 }
 
 } // namespace modelmux
@@ -158,6 +177,23 @@ BudgetState App::budget(int64_t now_ms) const {
   const int64_t month = utc_month_index(now_ms) == m_month_index ? m_month_spend.load() : 0;
   const int64_t day = utc_day_index(now_ms) == m_day_index ? m_day_spend.load() : 0;
   return judge_budget(limits, month, day);
+}
+
+std::string App::metrics_text() const {
+  const auto snapshot = m_snapshot.load();
+  ScrapeGauges gauges;
+  const auto now = std::chrono::steady_clock::now();
+  for (const auto& t : snapshot->registry->targets()) {
+    gauges.target_states.emplace_back(
+        t.name, static_cast<int>(snapshot->health[t.index]->report(now).state));
+  }
+  gauges.budget_remaining_micros = budget(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                              std::chrono::system_clock::now().time_since_epoch())
+                                              .count())
+                                       .remaining_micros;
+  gauges.start_time_seconds = m_start_time_seconds;
+  read_process_gauges(gauges);
+  return render_exposition(m_metrics.collect(gauges));
 }
 
 std::string App::monitoring_json(std::string_view health_status,

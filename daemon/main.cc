@@ -77,6 +77,7 @@ int serve(const CliArgs& args) {
         if (!reload.snapshot) {
           log_config_errors(log, reload.errors);
           log.error("reload_failed", {{"reason", "invalid config; the old one keeps serving"}});
+          app.reload_failed();
           continue;
         }
         app.replace_snapshot(reload.snapshot);

@@ -141,7 +141,17 @@ public:
       m_record.request_id = new_request_id();
     }
     m_deadline = m_record.started + snapshot.config->server.request_timeout;
+    m_app.metrics().request_started(route);
   }
+
+  ~ProxyRequest() {
+    if (!m_inflight_handed_off) {
+      m_app.metrics().request_finished(m_route);
+    }
+  }
+
+  ProxyRequest(const ProxyRequest&) = delete;
+  ProxyRequest& operator=(const ProxyRequest&) = delete;
 
   void run() {
     m_res.set_header("x-request-id", m_record.request_id);
@@ -342,6 +352,7 @@ private:
     m_record.status = status;
     m_record.attempts = m_attempts.size();
     log_request(m_app.log(), m_record);
+    observe_overhead();
     UsageRecord usage = usage_draft();
     TokenUsage tokens;
     if (status >= 200 && status < 300) {
@@ -350,6 +361,14 @@ private:
     complete_usage(usage, tokens, m_served_price, m_snapshot.reference_price,
                    elapsed_ms(m_record.started), elapsed_ms(m_record.started));
     m_app.record_usage(std::move(usage));
+  }
+
+  // What modelmux itself added until the answer (or a stream's first byte) was ready: the time
+  // so far minus the time spent on upstream attempts.
+  void observe_overhead() {
+    const auto total = Clock::now() - m_record.started;
+    m_app.metrics().overhead(m_route,
+                             std::chrono::duration<double>(total - m_upstream_wait).count());
   }
 
   // Tokens when the upstream reported none: the prompt as estimated, four bytes an output token.
@@ -385,6 +404,8 @@ private:
   // health.
   void record(const RouteStep& step, Outcome outcome, std::string detail,
               bool count_health = true) {
+    m_upstream_wait += Clock::now() - m_attempt_started;
+    m_app.metrics().attempt(step.label, outcome);
     if (count_health) {
       const auto now = Clock::now();
       m_snapshot.health[step.target->index]->record_attempt(
@@ -660,6 +681,8 @@ private:
     auto usage = usage_draft();
     complete_usage(usage, reader->usage(), m_served_price, m_snapshot.reference_price,
                    elapsed_ms(m_record.started), elapsed_ms(m_record.started));
+    observe_overhead();
+    m_inflight_handed_off = true;
     m_res.set_chunked_content_provider(
         reply.content_type,
         [events, next](size_t, httplib::DataSink& sink) {
@@ -671,6 +694,7 @@ private:
           return true;
         },
         [&app, log_record, usage](bool) mutable {
+          app.metrics().request_finished(log_record.route);
           log_request(app.log(), log_record);
           usage.latency_ms = elapsed_ms(log_record.started);
           app.record_usage(std::move(usage));
@@ -816,6 +840,8 @@ private:
     served_by(step);
     m_record.status = c.status;
     m_record.attempts = m_attempts.size();
+    observe_overhead();
+    m_inflight_handed_off = true;
     auto log_record = m_record;
     App& app = m_app;
     auto usage = usage_draft();
@@ -826,6 +852,7 @@ private:
         "text/event-stream", [relay](size_t, httplib::DataSink& sink) { return relay->pump(sink); },
         [relay, &app, log_record, usage, estimated, price, reference](bool) mutable {
           relay->stream->cancel(); // a client that left closes the upstream too
+          app.metrics().request_finished(log_record.route);
           log_request(app.log(), log_record);
           const auto& reported = relay->relay->usage();
           complete_usage(usage, reported.reported ? reported : estimated, price, reference,
@@ -905,6 +932,8 @@ private:
   // Why the request could not be translated for a target it had to be translated for.
   std::optional<Error> m_refusal;
   std::optional<Price> m_served_price;
+  Clock::duration m_upstream_wait{0};
+  bool m_inflight_handed_off = false; // a stream: the relay ends the request, later
   RequestRecord m_record;
   Clock::time_point m_attempt_started;
   Clock::time_point m_deadline;

@@ -226,6 +226,13 @@ httplib::Server::HandlerResponse Server::handle_get(const httplib::Request& req,
     res.set_content(models_list_body(*snapshot->registry, anthropic), "application/json");
     return httplib::Server::HandlerResponse::Handled;
   }
+  if (req.path == "/metrics") {
+    if (!authorized_or_401(*snapshot, req, res)) {
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    res.set_content(m_app.metrics_text(), "text/plain; version=0.0.4; charset=utf-8");
+    return httplib::Server::HandlerResponse::Handled;
+  }
   if (req.path == "/api/models/custom/monitoring") {
     if (!authorized_or_401(*snapshot, req, res)) {
       return httplib::Server::HandlerResponse::Handled;

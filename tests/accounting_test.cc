@@ -143,6 +143,23 @@ routing:
   CHECK(monitoring->body.find(R"("p99Latency":")") != std::string::npos);
   CHECK(monitoring->body.find(R"("health":{"status":)") != std::string::npos);
 
+  const auto metrics = c.Get("/metrics");
+  REQUIRE(metrics);
+  CHECK(metrics->get_header_value("Content-Type").rfind("text/plain; version=0.0.4", 0) == 0);
+  CHECK(metrics->body.find(R"(modelmux_cost_usd_total{target="custom:local"} 0.0005)"
+                           "\n") != std::string::npos);
+  CHECK(metrics->body.find(R"(modelmux_cost_usd_total{target="claude:claude-x"} 0.00195)"
+                           "\n") != std::string::npos);
+  CHECK(metrics->body.find("modelmux_savings_usd_total 0.0133\n") != std::string::npos);
+  CHECK(metrics->body.find(R"(modelmux_fallbacks_total{from="custom:dead",to="custom:local"} 1)") !=
+        std::string::npos);
+  CHECK(metrics->body.find(R"(modelmux_requests_total{route="/v1/chat/completions",)"
+                           R"(model="custom:broken",target="none",code="502"} 1)") !=
+        std::string::npos);
+  CHECK(metrics->body.find(R"(gen_ai_client_token_usage_sum{gen_ai_token_type="input",)"
+                           R"(gen_ai_request_model="claude:claude-x",gen_ai_provider_name=)"
+                           R"("anthropic",target="claude:claude-x"} 400)") != std::string::npos);
+
   Report report(rfc3339_utc(records.front().ts_ms).substr(0, 7));
   read_usage_log(path, [&](const UsageRecord& r) { report.add(r); });
   const auto json = report.json();

@@ -5,6 +5,7 @@
 
 #include "modelmux/config.h"
 #include "modelmux/elastic_pool.h"
+#include "modelmux/gateway_metrics.h"
 #include "modelmux/health.h"
 #include "modelmux/log.h"
 #include "modelmux/registry.h"
@@ -50,6 +51,11 @@ public:
 
   Log& log() { return m_log; }
   ElasticPool& relay() { return m_relay; }
+  GatewayMetrics& metrics() { return m_metrics; }
+  // A SIGHUP whose config was refused.
+  void reload_failed() { m_metrics.config_reload(false); }
+  // GET /metrics.
+  std::string metrics_text() const;
 
   // Reads the usage log's past records into the in-memory sums, then appends every new record
   // to it. Without a usage log, records only reach the sums.
@@ -67,11 +73,14 @@ public:
   BudgetState budget(int64_t now_ms) const;
 
 private:
-  void add_to_stats(const UsageRecord& record);
+  // live: a request of this run (counted in metrics too), not one restored from the log.
+  void add_to_stats(const UsageRecord& record, bool live);
 
   std::atomic<std::shared_ptr<const Snapshot>> m_snapshot;
   Log& m_log;
   ElasticPool m_relay;
+  GatewayMetrics m_metrics;
+  double m_start_time_seconds;
   mutable std::mutex m_stats_mutex;
   std::condition_variable m_stats_changed;
   UsageStats m_stats;

@@ -1,0 +1,65 @@
+// The metrics modelmux keeps (SPEC §7) and how each is fed: per attempt and per request in
+// flight on the request path (atomics only), and per finished request from its usage record on
+// the usage writer thread. collect() turns them, with the gauges read at scrape time, into
+// families for render_exposition.
+#pragma once
+
+#include "modelmux/metrics.h"
+#include "modelmux/protocol.h"
+#include "modelmux/upstream.h"
+#include "modelmux/usage.h"
+
+#include <array>
+
+namespace modelmux {
+
+// Read when /metrics is scraped.
+struct ScrapeGauges {
+  std::vector<std::pair<std::string, int>> target_states; // 0 healthy .. 3 ejected
+  std::optional<int64_t> budget_remaining_micros;
+  double start_time_seconds = 0;
+  double resident_memory_bytes = 0;
+  double open_fds = 0;
+};
+
+// The process's own figures from /proc/self.
+void read_process_gauges(ScrapeGauges& gauges);
+
+class GatewayMetrics {
+public:
+  GatewayMetrics();
+
+  // Request path.
+  void attempt(const std::string& target, Outcome outcome);
+  void request_started(ApiRoute route);
+  void request_finished(ApiRoute route);
+  void overhead(ApiRoute route, double seconds);
+
+  // A finished request. provider is the serving target's protocol in OpenTelemetry's words;
+  // with_reference: routing.reference_model is set, so savings are counted.
+  void observe(const UsageRecord& r, std::string_view provider, bool with_reference);
+  void config_reload(bool ok);
+
+  std::vector<MetricFamily> collect(const ScrapeGauges& gauges) const;
+
+private:
+  static size_t index(ApiRoute route) { return static_cast<size_t>(route); }
+
+  CounterFamily m_requests;
+  CounterFamily m_attempts;
+  CounterFamily m_fallbacks;
+  CounterFamily m_cost_micros;
+  AtomicCount m_savings_micros{0};
+  CounterFamily m_reloads;
+  HistogramFamily m_duration;
+  HistogramFamily m_ttft;
+  HistogramFamily m_tpot;
+  HistogramFamily m_tokens;
+  std::array<std::unique_ptr<Histogram>, 4> m_overhead;
+  std::array<std::atomic<int64_t>, 4> m_inflight{};
+};
+
+// OpenTelemetry's gen_ai.provider.name for a target type.
+std::string_view otel_provider_name(TargetType type);
+
+} // namespace modelmux
