@@ -855,7 +855,9 @@ private:
           app.metrics().request_finished(log_record.route);
           log_request(app.log(), log_record);
           const auto& reported = relay->relay->usage();
-          complete_usage(usage, reported.reported ? reported : estimated, price, reference,
+          auto guess = estimated;
+          guess.output_tokens = static_cast<int64_t>((relay->relay->output_bytes() + 3) / 4);
+          complete_usage(usage, reported.reported ? reported : guess, price, reference,
                          elapsed_ms(log_record.started),
                          static_cast<double>(relay->first_byte_latency.count()));
           app.record_usage(std::move(usage));

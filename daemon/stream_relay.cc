@@ -80,6 +80,10 @@ private:
         if (c.is_object() && !c["finish_reason"].get(reason)) {
           m_finished = true;
         }
+        std::string_view text;
+        if (!c["delta"]["content"].get(text) || !c["text"].get(text)) {
+          m_output_bytes += text.size();
+        }
       }
     }
     append_sse(out, {}, data);
@@ -116,6 +120,11 @@ private:
       }
     } else if (type == "message_delta" && object_at(root, "usage", usage)) {
       read_anthropic_usage(usage, m_usage);
+    } else if (type == "content_block_delta") {
+      object delta;
+      if (object_at(root, "delta", delta)) {
+        m_output_bytes += string_or(delta, "text").size() + string_or(delta, "partial_json").size();
+      }
     }
     append_sse(out, event.empty() ? type : event, data);
     if (type == "message_stop") {
@@ -270,6 +279,7 @@ private:
       if (partial.empty()) {
         return;
       }
+      m_output_bytes += partial.size();
       m_delta.clear();
       JsonWriter w(m_delta);
       w.begin_object();
@@ -286,6 +296,7 @@ private:
     if (text.empty()) {
       return;
     }
+    m_output_bytes += text.size();
     m_delta.clear();
     JsonWriter w(m_delta);
     w.begin_object();
@@ -534,7 +545,6 @@ private:
   int64_t m_max_tool_index = -1;
   std::string m_tool_id;
   std::string_view m_stop_reason = "end_turn";
-  size_t m_output_bytes = 0;
 };
 
 } // namespace

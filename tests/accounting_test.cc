@@ -5,6 +5,7 @@
 #include "modelmux/report.h"
 
 #include <filesystem>
+#include <fstream>
 
 using namespace modelmux;
 using namespace modelmux::testing;
@@ -225,4 +226,51 @@ TEST_CASE("calendar periods are computed in UTC") {
   CHECK(utc_month_index(1764547200000) == 2025 * 12 + 11); // 2025-12-01T00:00:00Z
   CHECK(utc_day_index(1764547200000) - utc_day_index(1764547199000) == 1);
   CHECK(utc_month_index(951782400000) == 2000 * 12 + 1); // 2000-02-29
+}
+
+TEST_CASE("after a restart the usage log restores the sums and the budget's spend") {
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("modelmux-restore-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const auto path = (dir / "usage.jsonl").string();
+  const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  {
+    std::ofstream log(path);
+    for (int i = 0; i < 3; ++i) {
+      UsageRecord r;
+      r.ts_ms = now - 1000;
+      r.request_id = "before-" + std::to_string(i);
+      r.route = "/v1/chat/completions";
+      r.model = "custom:priced";
+      r.target = "custom:priced";
+      r.status = 200;
+      r.input_tokens = 1000;
+      r.output_tokens = 200;
+      r.cost_micros = 140;
+      log << to_json_line(r);
+    }
+  }
+  FakeUpstream local(openai_fake);
+  TestDaemon d(fill(R"(
+custom_models:
+  - {id: priced, endpoint: "{local}", model: llama, probe: none, cost: {input: 0.10, output: 0.20},
+     fallback: [custom:free]}
+  - {id: free, type: mock}
+budget: {monthly_usd: 0.0003}
+)",
+                    {{"local", local.base_url()}}));
+  REQUIRE(d.app().open_usage_log(path));
+  auto c = d.client();
+  const auto usage = c.Get("/api/usage?period=month");
+  REQUIRE(usage);
+  CHECK(usage->body.find(R"("total_cost":0.000420,"requests":3)") != std::string::npos);
+  // 420 of 300 already spent this month: the priced target is skipped from the first request.
+  const auto r = c.Post("/v1/chat/completions", chat_body("custom:priced"), "application/json");
+  REQUIRE(r);
+  CHECK(header(r, "x-modelmux-target") == "custom:free");
+  CHECK(local.request_count() == 0);
+  std::filesystem::remove_all(dir);
 }

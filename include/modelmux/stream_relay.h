@@ -51,6 +51,9 @@ public:
   // Why the stream is malformed or in error, for the attempt list.
   const std::string& problem() const { return m_problem; }
   const TokenUsage& usage() const { return m_usage; }
+  // Bytes of answer text and tool arguments relayed, for estimating output tokens when the
+  // upstream reports no usage.
+  size_t output_bytes() const { return m_output_bytes; }
 
 protected:
   explicit StreamRelay(const StreamOptions& options) : m_options(options) {}
@@ -65,6 +68,7 @@ protected:
 
   StreamOptions m_options;
   TokenUsage m_usage;
+  size_t m_output_bytes = 0;
 
 private:
   void on_event(std::string_view event, std::string_view data) override;
