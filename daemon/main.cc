@@ -2,11 +2,14 @@
 // The only file the tests do not link.
 #include "modelmux/app.h"
 #include "modelmux/cli.h"
+#include "modelmux/notify.h"
 #include "modelmux/probe.h"
 #include "modelmux/server.h"
 
+#include <condition_variable>
 #include <csignal>
 #include <iostream>
+#include <mutex>
 #include <pthread.h>
 #include <thread>
 
@@ -67,25 +70,74 @@ int serve(const CliArgs& args) {
   }
   const std::string address = config.listen.host + ":" + std::to_string(port.value());
   log.info("listening", {{"address", address}, {"config", path}, {"version", MODELMUX_VERSION}});
+  const auto notifier = SystemdNotifier::from_environment();
+  notifier.ready();
+
+  // Set once the server has stopped and drained; the watchdog and the drain timer wait on it.
+  std::mutex done_mutex;
+  std::condition_variable done_cv;
+  bool done = false;
+  auto wait_done = [&](std::chrono::steady_clock::duration d) {
+    std::unique_lock lock(done_mutex);
+    return done_cv.wait_for(lock, d, [&] { return done; });
+  };
+
+  // WATCHDOG=1 at half the interval, only while the server still answers its own /health.
+  std::thread watchdog;
+  if (const auto interval = notifier.watchdog_interval()) {
+    const std::string host =
+        is_loopback_host(config.listen.host) ? config.listen.host : std::string("127.0.0.1");
+    watchdog = std::thread([&, interval, host, bound = port.value()] {
+      httplib::Client self(host, bound);
+      self.set_connection_timeout(std::chrono::seconds(1));
+      self.set_read_timeout(std::chrono::seconds(2));
+      while (!wait_done(*interval / 2)) {
+        const auto r = self.Get("/health");
+        if (r && r->status == 200) {
+          notifier.watchdog();
+        } else {
+          log.warn("watchdog_missed", {{"reason", "the server did not answer its own /health"}});
+        }
+      }
+    });
+  }
 
   std::thread signal_thread([&] {
     for (;;) {
       int sig = 0;
       sigwait(&signals, &sig);
       if (sig == SIGHUP) {
+        notifier.reloading();
         auto reload = load_snapshot_file(path, ConfigEnvironment::process());
         if (!reload.snapshot) {
           log_config_errors(log, reload.errors);
           log.error("reload_failed", {{"reason", "invalid config; the old one keeps serving"}});
           app.reload_failed();
-          continue;
+        } else {
+          const auto& next = reload.snapshot->config->listen;
+          if (next.host != config.listen.host || next.port != config.listen.port) {
+            log.warn("reload_listen_ignored",
+                     {{"reason", "a new listen address takes a restart"},
+                      {"listen", next.host + ":" + std::to_string(next.port)}});
+          }
+          app.replace_snapshot(reload.snapshot);
+          log.info("reloaded", {{"config", path}});
         }
-        app.replace_snapshot(reload.snapshot);
-        log.info("reloaded", {{"config", path}});
+        notifier.ready();
         continue;
       }
       log.info("stopping", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+      notifier.stopping();
+      server.drain();
       server.stop();
+      // Requests in flight get up to request_timeout; after that the daemon exits anyway, with
+      // the usage recorded so far written.
+      const auto drain_limit = app.snapshot()->config->server.request_timeout;
+      if (!wait_done(drain_limit + std::chrono::seconds(5))) {
+        log.error("drain_timed_out", {{"reason", "requests still in flight were cut off"}});
+        app.flush_usage();
+        std::_Exit(1);
+      }
       return;
     }
   });
@@ -94,7 +146,15 @@ int serve(const CliArgs& args) {
     Prober prober(app); // active health probes, each health.active.interval
     server.serve();     // returns once stopped and the requests in flight have finished
   }
+  {
+    std::lock_guard lock(done_mutex);
+    done = true;
+  }
+  done_cv.notify_all();
   signal_thread.join();
+  if (watchdog.joinable()) {
+    watchdog.join();
+  }
   log.info("stopped");
   return 0;
 }

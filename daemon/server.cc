@@ -164,6 +164,13 @@ void Server::configure() {
   });
 
   m_http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (m_draining) {
+      set_error(res, protocol_for_path(req.path),
+                make_error(ErrorKind::unavailable,
+                           "modelmux is shutting down; retry on a new connection"));
+      res.set_header("Connection", "close");
+      return httplib::Server::HandlerResponse::Handled;
+    }
     if (req.method == "GET") {
       return handle_get(req, res);
     }

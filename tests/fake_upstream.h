@@ -190,6 +190,7 @@ public:
   }
   int port() const { return m_port; }
   App& app() { return *m_app; }
+  Server& server() { return *m_server; }
   std::vector<std::string> log_lines() {
     std::lock_guard lock(m_log_mutex);
     return m_lines;

@@ -5,6 +5,7 @@
 #include "modelmux/app.h"
 #include "modelmux/result.h"
 
+#include <atomic>
 #include <httplib.h>
 #include <memory>
 
@@ -21,6 +22,9 @@ public:
   void serve();
   void stop();
   bool is_running() const { return m_http.is_running(); }
+  // Shutting down: from now on a request arriving on an open connection is answered 503 (and
+  // the connection closed), while requests already in flight finish.
+  void drain() { m_draining = true; }
 
 private:
   void configure();
@@ -30,6 +34,7 @@ private:
   App& m_app;
   httplib::Server m_http;
   int m_listen_fd = -1;
+  std::atomic<bool> m_draining{false};
 };
 
 // True when the request carries one of the configured client keys (or none are configured).
