@@ -129,7 +129,6 @@ int serve(const CliArgs& args) {
       log.info("stopping", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
       notifier.stopping();
       server.drain();
-      server.stop();
       // Requests in flight get up to request_timeout; after that the daemon exits anyway, with
       // the usage recorded so far written.
       const auto drain_limit = app.snapshot()->config->server.request_timeout;

@@ -304,6 +304,15 @@ Result<int> Server::bind(const std::string& host, int port) {
   return bound;
 }
 
+void Server::drain() {
+  m_draining = true;
+  if (m_listen_fd >= 0) {
+    // Wakes the accept loop, which then closes the listener and waits for the requests in
+    // flight; the library's "shutting down" flag stays clear, so streams run to their end.
+    ::shutdown(m_listen_fd, SHUT_RDWR);
+  }
+}
+
 void Server::serve() {
   m_http.listen_after_bind();
 }

@@ -22,9 +22,11 @@ public:
   void serve();
   void stop();
   bool is_running() const { return m_http.is_running(); }
-  // Shutting down: from now on a request arriving on an open connection is answered 503 (and
-  // the connection closed), while requests already in flight finish.
-  void drain() { m_draining = true; }
+  // Shutting down: stops accepting connections; a request arriving on an open connection is
+  // answered 503 (and the connection closed), while requests already in flight, streams
+  // included, finish. serve() returns when they have. (stop() would cut streams off: the
+  // library ends a streamed answer once its listener is stopped.)
+  void drain();
 
 private:
   void configure();
