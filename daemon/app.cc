@@ -3,6 +3,8 @@
 
 #include "modelmux/router.h"
 
+#include <algorithm>
+
 namespace modelmux {
 
 namespace {
@@ -36,6 +38,12 @@ SnapshotLoad finish_load(ConfigLoad load) {
 }
 
 } // namespace
+
+SnapshotLoad snapshot_of(Config config) {
+  ConfigLoad load;
+  load.config = std::move(config);
+  return finish_load(std::move(load));
+}
 
 SnapshotLoad load_snapshot_file(const std::string& path, const ConfigEnvironment& env) {
   auto load = load_config_file(path, env);
@@ -162,7 +170,6 @@ void App::replace_snapshot(std::shared_ptr<const Snapshot> snapshot) {
     }
   }
   m_snapshot.store(std::move(next));
-  m_metrics.config_reload(true);
 }
 
 } // namespace modelmux
@@ -200,6 +207,103 @@ std::string App::monitoring_json(std::string_view health_status,
                                  const std::vector<std::string>& issues) const {
   std::lock_guard lock(m_stats_mutex);
   return m_stats.monitoring_json(health_status, issues);
+}
+
+} // namespace modelmux
+
+namespace modelmux {
+
+Status App::open_runtime_models(const std::string& state_dir) {
+  auto opened = RuntimeModels::open(state_dir);
+  if (!opened) {
+    return opened.error();
+  }
+  {
+    std::lock_guard lock(m_runtime_mutex);
+    m_runtime = std::move(opened.value());
+  }
+  replace_snapshot(with_runtime_models(snapshot()));
+  return ok();
+}
+
+SnapshotLoad App::merge_runtime_models(const Snapshot& snapshot) {
+  Config config = *snapshot.config;
+  std::erase_if(config.custom_models, [](const CustomModelConfig& m) { return m.from_api; });
+  std::vector<CustomModelConfig> runtime;
+  {
+    std::lock_guard lock(m_runtime_mutex);
+    runtime = m_runtime.entries();
+  }
+  for (auto& m : runtime) {
+    const bool clash = std::any_of(config.custom_models.begin(), config.custom_models.end(),
+                                   [&](const CustomModelConfig& c) { return c.id == m.id; });
+    if (clash) {
+      m_log.warn("runtime_model_shadowed",
+                 {{"model", "custom:" + m.id},
+                  {"reason", "the config file defines the same id, and wins"}});
+      continue;
+    }
+    config.custom_models.push_back(std::move(m));
+  }
+  return snapshot_of(std::move(config));
+}
+
+std::shared_ptr<const Snapshot> App::with_runtime_models(std::shared_ptr<const Snapshot> snapshot) {
+  {
+    std::lock_guard lock(m_runtime_mutex);
+    const bool any_from_api =
+        std::any_of(snapshot->config->custom_models.begin(), snapshot->config->custom_models.end(),
+                    [](const CustomModelConfig& m) { return m.from_api; });
+    if (m_runtime.size() == 0 && !any_from_api) {
+      return snapshot;
+    }
+  }
+  auto merged = merge_runtime_models(*snapshot);
+  if (!merged.snapshot) {
+    for (const auto& e : merged.errors) {
+      m_log.error("runtime_models_refused", {{"error", to_string(e)}});
+    }
+    return snapshot;
+  }
+  return merged.snapshot;
+}
+
+Result<std::string> App::register_model(std::string_view json_body) {
+  Result<std::string> id = make_error(ErrorKind::internal, "");
+  {
+    std::lock_guard lock(m_runtime_mutex);
+    id = m_runtime.add(json_body, *snapshot()->config);
+  }
+  if (!id) {
+    return id;
+  }
+  // Checked with the whole config (its fallbacks must name real models) before it serves.
+  auto merged = merge_runtime_models(*snapshot());
+  if (!merged.snapshot) {
+    std::lock_guard lock(m_runtime_mutex);
+    (void)m_runtime.remove(id.value());
+    std::string message;
+    for (const auto& e : merged.errors) {
+      message += (message.empty() ? "" : "; ") + e.path + ": " + e.message;
+    }
+    return make_error(ErrorKind::invalid_request, message);
+  }
+  replace_snapshot(merged.snapshot);
+  m_log.info("model_registered", {{"model", "custom:" + id.value()}});
+  return id;
+}
+
+Result<bool> App::remove_model(const std::string& id) {
+  Result<bool> removed = false;
+  {
+    std::lock_guard lock(m_runtime_mutex);
+    removed = m_runtime.remove(id);
+  }
+  if (removed && removed.value()) {
+    replace_snapshot(with_runtime_models(snapshot()));
+    m_log.info("model_removed", {{"model", "custom:" + id}});
+  }
+  return removed;
 }
 
 } // namespace modelmux

@@ -62,6 +62,10 @@ int serve(const CliArgs& args) {
     log.error("startup_failed", {{"reason", opened.error().message}});
     return 1;
   }
+  if (auto opened = app.open_runtime_models(config.state_dir); !opened) {
+    log.error("startup_failed", {{"reason", opened.error().message}});
+    return 1;
+  }
   Server server(app);
   const auto port = server.bind(config.listen.host, config.listen.port);
   if (!port) {
@@ -120,7 +124,7 @@ int serve(const CliArgs& args) {
                      {{"reason", "a new listen address takes a restart"},
                       {"listen", next.host + ":" + std::to_string(next.port)}});
           }
-          app.replace_snapshot(reload.snapshot);
+          app.reload(reload.snapshot);
           log.info("reloaded", {{"config", path}});
         }
         notifier.ready();

@@ -26,6 +26,66 @@ void set_error(httplib::Response& res, Protocol protocol, const Error& e) {
   res.set_content(error_body(protocol, e), "application/json");
 }
 
+// The key a request presents: "Authorization: Bearer KEY" or "x-api-key: KEY".
+std::optional<std::string> presented_key(const httplib::Request& req) {
+  const std::string bearer = req.get_header_value("Authorization");
+  if (bearer.size() > 7 &&
+      (bearer.compare(0, 7, "Bearer ") == 0 || bearer.compare(0, 7, "bearer ") == 0)) {
+    return bearer.substr(7);
+  }
+  const std::string api_key = req.get_header_value("x-api-key");
+  if (!api_key.empty()) {
+    return api_key;
+  }
+  return std::nullopt;
+}
+
+// Admin writes: 403 when no admin_key is configured, whatever is sent; 401 on a missing or
+// wrong one (compared in constant time).
+bool admin_or_error(const Snapshot& snapshot, const httplib::Request& req, httplib::Response& res) {
+  const auto& admin = snapshot.config->auth.admin_key;
+  if (!admin || admin->value.empty()) {
+    set_error(res, Protocol::openai,
+              make_error(ErrorKind::permission,
+                         "admin writes are disabled: no auth.admin_key is configured"));
+    return false;
+  }
+  const auto key = presented_key(req);
+  if (!key || !same_secret(*key, admin->value)) {
+    set_error(res, Protocol::openai,
+              make_error(ErrorKind::authentication, "missing or wrong admin key"));
+    return false;
+  }
+  return true;
+}
+
+// GET /api/models/custom: every custom model, from the config and the API, never a key.
+std::string custom_models_body(const Snapshot& snapshot) {
+  std::string out;
+  JsonWriter w(out);
+  w.begin_object().field("object", "list").key("data").begin_array();
+  for (const auto& m : snapshot.config->custom_models) {
+    w.begin_object().field("id", std::string_view("custom:" + m.id));
+    w.field("source", m.from_api ? "api" : "config");
+    w.field("type", to_string(m.endpoint.type));
+    w.field("endpoint", std::string_view(m.endpoint.base_url));
+    w.field("model", std::string_view(m.model));
+    if (!m.display_name.empty()) {
+      w.field("display_name", std::string_view(m.display_name));
+    }
+    w.key("context_window");
+    if (m.context_window) {
+      w.value(*m.context_window);
+    } else {
+      w.null();
+    }
+    w.field("has_api_key", !m.endpoint.api_keys.empty());
+    w.end_object();
+  }
+  w.end_array().end_object();
+  return out;
+}
+
 // The read routes other than /health take the client key when one is configured.
 bool authorized_or_401(const Snapshot& snapshot, const httplib::Request& req,
                        httplib::Response& res) {
@@ -69,20 +129,13 @@ bool client_authorized(const AuthConfig& auth, const httplib::Request& req) {
   if (auth.client_keys.empty()) {
     return true;
   }
-  std::string_view presented;
-  const std::string bearer = req.get_header_value("Authorization");
-  const std::string api_key = req.get_header_value("x-api-key");
-  if (bearer.size() > 7 &&
-      (bearer.compare(0, 7, "Bearer ") == 0 || bearer.compare(0, 7, "bearer ") == 0)) {
-    presented = std::string_view(bearer).substr(7);
-  } else if (!api_key.empty()) {
-    presented = api_key;
-  } else {
+  const auto presented = presented_key(req);
+  if (!presented) {
     return false;
   }
   bool match = false;
   for (const auto& k : auth.client_keys) {
-    match = same_secret(presented, k.value) || match;
+    match = same_secret(*presented, k.value) || match; // no early exit: constant time
   }
   return match;
 }
@@ -179,6 +232,9 @@ void Server::configure() {
   // One catch-all POST route: the exact path is dispatched in code, not by std::regex per route.
   m_http.Post(
       ".*", [this](const httplib::Request& req, httplib::Response& res) { handle_post(req, res); });
+  m_http.Delete(".*", [this](const httplib::Request& req, httplib::Response& res) {
+    handle_delete(req, res);
+  });
   m_http.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req,
                                                                    httplib::Response& res) {
     if (!res.body.empty()) {
@@ -240,6 +296,13 @@ httplib::Server::HandlerResponse Server::handle_get(const httplib::Request& req,
     res.set_content(m_app.metrics_text(), "text/plain; version=0.0.4; charset=utf-8");
     return httplib::Server::HandlerResponse::Handled;
   }
+  if (req.path == "/api/models/custom") {
+    if (!authorized_or_401(*snapshot, req, res)) {
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    res.set_content(custom_models_body(*snapshot), "application/json");
+    return httplib::Server::HandlerResponse::Handled;
+  }
   if (req.path == "/api/models/custom/monitoring") {
     if (!authorized_or_401(*snapshot, req, res)) {
       return httplib::Server::HandlerResponse::Handled;
@@ -268,6 +331,25 @@ httplib::Server::HandlerResponse Server::handle_get(const httplib::Request& req,
 
 void Server::handle_post(const httplib::Request& req, httplib::Response& res) {
   const auto snapshot = m_app.snapshot();
+  if (req.path == "/api/models/custom") {
+    if (!admin_or_error(*snapshot, req, res)) {
+      return;
+    }
+    const auto id = m_app.register_model(req.body);
+    if (!id) {
+      set_error(res, Protocol::openai, id.error());
+      return;
+    }
+    res.status = 201;
+    std::string body;
+    JsonWriter(body)
+        .begin_object()
+        .field("id", std::string_view("custom:" + id.value()))
+        .field("registered", true)
+        .end_object();
+    res.set_content(body, "application/json");
+    return;
+  }
   const auto route = api_route_from_path(req.path);
   const Protocol protocol = protocol_for_path(req.path);
   if (!route) {
@@ -282,6 +364,43 @@ void Server::handle_post(const httplib::Request& req, httplib::Response& res) {
     return;
   }
   handle_proxied(m_app, *snapshot, *route, req, res);
+}
+
+void Server::handle_delete(const httplib::Request& req, httplib::Response& res) {
+  const auto snapshot = m_app.snapshot();
+  const std::string prefix = "/api/models/custom/";
+  if (req.path.rfind(prefix, 0) != 0 || req.path.size() == prefix.size()) {
+    set_error(res, Protocol::openai,
+              make_error(ErrorKind::not_found, "no route for DELETE " + req.path));
+    return;
+  }
+  if (!admin_or_error(*snapshot, req, res)) {
+    return;
+  }
+  std::string id = req.path.substr(prefix.size());
+  if (id.rfind("custom:", 0) == 0) {
+    id = id.substr(7);
+  }
+  const auto removed = m_app.remove_model(id);
+  if (!removed) {
+    set_error(res, Protocol::openai, removed.error());
+    return;
+  }
+  if (!removed.value()) {
+    set_error(
+        res, Protocol::openai,
+        make_error(ErrorKind::not_found, "custom:" + id +
+                                             " was not registered through the API (models in the "
+                                             "config file are removed by editing it)"));
+    return;
+  }
+  std::string body;
+  JsonWriter(body)
+      .begin_object()
+      .field("id", std::string_view("custom:" + id))
+      .field("deleted", true)
+      .end_object();
+  res.set_content(body, "application/json");
 }
 
 Result<int> Server::bind(const std::string& host, int port) {

@@ -9,6 +9,7 @@
 #include "modelmux/health.h"
 #include "modelmux/log.h"
 #include "modelmux/registry.h"
+#include "modelmux/runtime_models.h"
 #include "modelmux/upstream.h"
 #include "modelmux/usage_log.h"
 
@@ -39,6 +40,8 @@ struct SnapshotLoad {
 SnapshotLoad load_snapshot_file(const std::string& path, const ConfigEnvironment& env);
 SnapshotLoad load_snapshot_text(const std::string& text, const std::string& file,
                                 const ConfigEnvironment& env);
+// A snapshot of a config already loaded and valid on its own.
+SnapshotLoad snapshot_of(Config config);
 
 class App {
 public:
@@ -52,7 +55,11 @@ public:
   Log& log() { return m_log; }
   ElasticPool& relay() { return m_relay; }
   GatewayMetrics& metrics() { return m_metrics; }
-  // A SIGHUP whose config was refused.
+  // A SIGHUP: a new config swapped in (with the runtime models), or one refused.
+  void reload(std::shared_ptr<const Snapshot> snapshot) {
+    replace_snapshot(with_runtime_models(std::move(snapshot)));
+    m_metrics.config_reload(true);
+  }
   void reload_failed() { m_metrics.config_reload(false); }
   // GET /metrics.
   std::string metrics_text() const;
@@ -60,6 +67,15 @@ public:
   // Reads the usage log's past records into the in-memory sums, then appends every new record
   // to it. Without a usage log, records only reach the sums.
   Status open_usage_log(const std::string& path);
+  // Loads the models registered through the admin API (state_dir/models.yaml) and serves them
+  // from now on, across reloads.
+  Status open_runtime_models(const std::string& state_dir);
+  // The snapshot with the runtime models added; a config-file model of the same id wins.
+  std::shared_ptr<const Snapshot> with_runtime_models(std::shared_ptr<const Snapshot> snapshot);
+  // Admin API: register (a custom_models entry as JSON) and remove; each swaps in a snapshot.
+  Result<std::string> register_model(std::string_view json_body);
+  Result<bool> remove_model(const std::string& id);
+
   // A finished request: to the usage log (on its writer thread) and the sums.
   void record_usage(UsageRecord record);
   // Blocks until every record so far is written and summed.
@@ -73,6 +89,7 @@ public:
   BudgetState budget(int64_t now_ms) const;
 
 private:
+  SnapshotLoad merge_runtime_models(const Snapshot& snapshot);
   // live: a request of this run (counted in metrics too), not one restored from the log.
   void add_to_stats(const UsageRecord& record, bool live);
 
@@ -81,6 +98,8 @@ private:
   ElasticPool m_relay;
   GatewayMetrics m_metrics;
   double m_start_time_seconds;
+  std::mutex m_runtime_mutex; // one admin write at a time
+  RuntimeModels m_runtime;
   mutable std::mutex m_stats_mutex;
   std::condition_variable m_stats_changed;
   UsageStats m_stats;

@@ -101,6 +101,7 @@ struct CustomModelConfig {
   std::optional<Price> cost;
   std::vector<ModelRef> fallback;
   SourceMark mark;
+  bool from_api = false; // registered through the admin API, not written in the config file
 };
 
 struct AliasConfig {

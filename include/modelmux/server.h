@@ -31,6 +31,7 @@ public:
 private:
   void configure();
   void handle_post(const httplib::Request& req, httplib::Response& res);
+  void handle_delete(const httplib::Request& req, httplib::Response& res);
   httplib::Server::HandlerResponse handle_get(const httplib::Request& req, httplib::Response& res);
 
   App& m_app;
