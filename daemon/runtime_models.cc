@@ -128,9 +128,9 @@ Result<std::string> RuntimeModels::add(std::string_view json_body, const Config&
     for (const auto& e : load.errors) {
       // The entry is the whole body: its fields are named without the synthetic list around it.
       std::string path = e.path;
-      const std::string entry = "custom_models[0]";
-      if (path.rfind(entry, 0) == 0) {
-        path = path.substr(std::min(path.size(), entry.size() + 1));
+      const std::string wrapper = "custom_models[0]";
+      if (path.rfind(wrapper, 0) == 0) {
+        path = path.substr(std::min(path.size(), wrapper.size() + 1));
       }
       message += (message.empty() ? "" : "; ") + (path.empty() ? "" : path + ": ") + e.message;
     }
