@@ -97,6 +97,9 @@ TEST_CASE("a runtime model is validated like the config, serves with its key, an
     CHECK(listed->body.find(R"("id":"custom:runtime","source":"api")") != std::string::npos);
     CHECK(listed->body.find(R"("has_api_key":true)") != std::string::npos);
     CHECK(listed->body.find("sk-runtime") == std::string::npos);
+    for (const auto& line : d.log_lines()) {
+      CHECK_MESSAGE(line.find("sk-runtime") == std::string::npos, line);
+    }
   }
   // On disk: the model in models.yaml, its key only sealed; secret.key readable by us alone.
   const auto models = slurp(state / "models.yaml");
