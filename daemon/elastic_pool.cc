@@ -16,7 +16,10 @@ ElasticPool::~ElasticPool() {
 void ElasticPool::enqueue(std::function<void()> fn) {
   std::unique_lock lock(m_mutex);
   m_jobs.push_back(std::move(fn));
-  if (m_idle == 0 && m_threads < m_max_threads) {
+  // An idle thread counts until it wakes and takes a job, so a burst must compare the queue
+  // with the idle threads, not just ask whether any is idle: otherwise a second long job waits
+  // behind the first for a thread that is already spoken for.
+  if (m_jobs.size() > m_idle && m_threads < m_max_threads) {
     ++m_threads;
     std::thread([this] { worker(); }).detach();
     return;

@@ -54,6 +54,8 @@ function startDaemon() {
 }
 
 const { child, port } = await startDaemon();
+// However this script ends (a crash included), the daemon it started ends with it.
+process.on("exit", () => child.kill("SIGKILL"));
 const baseURL = `http://127.0.0.1:${port}/v1`;
 const openai = new OpenAI({ baseURL, apiKey: "not-needed", maxRetries: 0 });
 const anthropic = new Anthropic({ baseURL: `http://127.0.0.1:${port}`, apiKey: "not-needed", maxRetries: 0 });
