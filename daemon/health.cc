@@ -15,7 +15,8 @@ namespace {
 // Past this many attempts in the window, the oldest are forgotten early: the verdict needs a
 // rate and a p95, not every attempt of a busy hour.
 constexpr size_t k_max_samples = 4096;
-// The p95 of a large window is recomputed at most this often.
+// The p95 of all but a tiny window is recomputed at most this often: the router asks for the
+// verdict on every request.
 constexpr auto k_p95_refresh = std::chrono::seconds(1);
 
 std::string seconds_text(std::chrono::milliseconds d) {
@@ -142,7 +143,9 @@ void TargetHealth::record_attempt(Outcome outcome, std::chrono::milliseconds lat
   std::lock_guard lock(m_mutex);
   const bool failed = is_failure(outcome);
   m_samples.push_back(Sample{now, !failed, latency.count()});
+  m_samples_ok += failed ? 0 : 1;
   if (m_samples.size() > k_max_samples) {
+    m_samples_ok -= m_samples.front().ok ? 1 : 0;
     m_samples.pop_front();
   }
   m_p95_dirty = true;
@@ -259,6 +262,7 @@ HealthReport TargetHealth::report(Clock::time_point now) const {
 void TargetHealth::prune(Clock::time_point now) const {
   const auto oldest = now - m_config.window;
   while (!m_samples.empty() && m_samples.front().at < oldest) {
+    m_samples_ok -= m_samples.front().ok ? 1 : 0;
     m_samples.pop_front();
     m_p95_dirty = true;
   }
@@ -272,7 +276,7 @@ HealthReport TargetHealth::judge(Clock::time_point now) const {
     const auto ok =
         std::count_if(m_samples.begin(), m_samples.end(), [](const Sample& s) { return s.ok; });
     r.success_rate = static_cast<double>(ok) / static_cast<double>(m_samples.size());
-    if (m_p95_dirty && (m_samples.size() <= 256 || now - m_p95_at >= k_p95_refresh)) {
+    if (m_p95_dirty && (m_samples.size() <= 32 || now - m_p95_at >= k_p95_refresh)) {
       std::vector<int64_t> latencies;
       latencies.reserve(m_samples.size());
       for (const auto& s : m_samples) {

@@ -33,9 +33,19 @@ UsageLog::open(const std::string& path, Log& log,
 UsageLog::UsageLog(std::FILE* file, Log& log, std::function<void(const UsageRecord&)> on_written)
     : m_file(file), m_log(log), m_on_written(std::move(on_written)), m_thread([this] { run(); }) {}
 
+namespace {
+
+// How often the writer looks at the queue: well inside the promised second.
+constexpr auto k_batch_interval = std::chrono::milliseconds(200);
+
+} // namespace
+
 UsageLog::~UsageLog() {
-  m_stopping = true;
-  m_queue.enqueue(UsageRecord{}); // wakes the writer; a record with no id is not written
+  {
+    std::lock_guard lock(m_mutex);
+    m_stopping = true;
+  }
+  m_wake.notify_all();
   m_thread.join();
   std::fclose(m_file);
 }
@@ -48,6 +58,8 @@ void UsageLog::append(UsageRecord record) {
 void UsageLog::flush() {
   const uint64_t target = m_appended.load();
   std::unique_lock lock(m_mutex);
+  m_flush_requested = true;
+  m_wake.notify_all();
   m_written_cv.wait(lock, [&] { return m_written >= target; });
 }
 
@@ -55,37 +67,39 @@ void UsageLog::run() {
   std::vector<UsageRecord> batch(256);
   std::string lines;
   for (;;) {
-    // At most a second between flushes; a busy daemon writes in batches.
-    const size_t n =
-        m_queue.wait_dequeue_bulk_timed(batch.begin(), batch.size(), std::chrono::seconds(1));
-    lines.clear();
-    size_t records = 0;
-    for (size_t i = 0; i < n; ++i) {
-      if (batch[i].request_id.empty()) {
-        continue; // the stop signal
-      }
-      lines += to_json_line(batch[i]);
-      ++records;
+    bool stopping = false;
+    {
+      std::unique_lock lock(m_mutex);
+      m_wake.wait_for(lock, k_batch_interval, [&] { return m_stopping || m_flush_requested; });
+      m_flush_requested = false;
+      stopping = m_stopping;
     }
-    if (!lines.empty()) {
+    // Everything queued by now, in batches.
+    for (;;) {
+      const size_t n = m_queue.try_dequeue_bulk(batch.begin(), batch.size());
+      if (n == 0) {
+        break;
+      }
+      lines.clear();
+      for (size_t i = 0; i < n; ++i) {
+        lines += to_json_line(batch[i]);
+      }
       if (std::fwrite(lines.data(), 1, lines.size(), m_file) != lines.size() ||
           std::fflush(m_file) != 0) {
         m_log.error("usage_log_write_failed", {{"reason", std::strerror(errno)}});
       }
       if (m_on_written) {
         for (size_t i = 0; i < n; ++i) {
-          if (!batch[i].request_id.empty()) {
-            m_on_written(batch[i]);
-          }
+          m_on_written(batch[i]);
         }
       }
+      {
+        std::lock_guard lock(m_mutex);
+        m_written += n;
+      }
+      m_written_cv.notify_all();
     }
-    {
-      std::lock_guard lock(m_mutex);
-      m_written += records;
-    }
-    m_written_cv.notify_all();
-    if (m_stopping && m_queue.size_approx() == 0) {
+    if (stopping) {
       return;
     }
   }

@@ -99,6 +99,7 @@ private:
   // Judging the state prunes the window and ends ejections whose time is up, so these change
   // under const reads (always with the mutex held).
   mutable std::deque<Sample> m_samples; // attempts in the window, oldest first
+  mutable size_t m_samples_ok = 0;      // how many of them succeeded
   mutable bool m_p95_dirty = false;
   mutable int64_t m_p95_ms = 0;
   mutable Clock::time_point m_p95_at;

@@ -10,7 +10,7 @@
 #include "modelmux/usage.h"
 
 #include <atomic>
-#include <concurrentqueue/blockingconcurrentqueue.h>
+#include <concurrentqueue/concurrentqueue.h>
 #include <condition_variable>
 #include <cstdio>
 #include <functional>
@@ -43,12 +43,16 @@ private:
   std::FILE* m_file;
   Log& m_log;
   std::function<void(const UsageRecord&)> m_on_written;
-  moodycamel::BlockingConcurrentQueue<UsageRecord> m_queue;
+  // Appending never wakes the writer: it looks every k_batch_interval, so a request costs one
+  // lock-free enqueue, not a thread switch. flush() and the destructor wake it.
+  moodycamel::ConcurrentQueue<UsageRecord> m_queue;
   std::atomic<uint64_t> m_appended{0};
   std::mutex m_mutex;
-  std::condition_variable m_written_cv;
+  std::condition_variable m_wake;       // the writer waits on this between batches
+  std::condition_variable m_written_cv; // flush() waits on this
   uint64_t m_written = 0;
-  std::atomic<bool> m_stopping{false};
+  bool m_flush_requested = false;
+  bool m_stopping = false;
   std::thread m_thread;
 };
 

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -60,15 +61,18 @@ post("/v1/chat/completions", {"model": "demo", "stream": True,
 post("/v1/messages", {"model": "demo", "max_tokens": 10,
                       "messages": [{"role": "user", "content": "hello anthropic"}]})
 
-# The stream's record is made when its answer ends; scrape until all three are counted.
+# Records reach the metrics on the usage writer's next batch (at most 200 ms); from outside the
+# process the scrape is the only way to see it, so scrape until all three are counted.
 families = {}
-for _ in range(200):
+deadline = time.monotonic() + 10
+while time.monotonic() < deadline:
     with urllib.request.urlopen(base + "/metrics", timeout=20) as r:
         exposition = r.read().decode()
     families = {f.name: f for f in text_string_to_metric_families(exposition)}
     requests = families.get("modelmux_requests")
     if requests and sum(s.value for s in requests.samples if s.name.endswith("_total")) >= 3:
         break
+    time.sleep(0.02)
 
 expected = {
     "modelmux_requests": "counter",
