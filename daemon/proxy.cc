@@ -456,10 +456,13 @@ private:
           (m_route == ApiRoute::chat_completions || m_route == ApiRoute::completions);
       p.body = rewrite_request_body(m_req.body, *m_body, step.upstream_model, params, ask_usage);
     }
+    // Only an Anthropic client talking to an Anthropic target has version headers to pass on;
+    // every other pair skips the two case-insensitive header lookups.
+    const bool anthropic_pair = !p.translate && p.upstream == Protocol::anthropic;
     p.client =
         ClientHeaders{m_record.request_id,
-                      p.translate ? std::string() : m_req.get_header_value("anthropic-version"),
-                      p.translate ? std::string() : m_req.get_header_value("anthropic-beta")};
+                      anthropic_pair ? m_req.get_header_value("anthropic-version") : std::string(),
+                      anthropic_pair ? m_req.get_header_value("anthropic-beta") : std::string()};
     return p;
   }
 
