@@ -176,8 +176,7 @@ void App::replace_snapshot(std::shared_ptr<const Snapshot> snapshot) {
 
 namespace modelmux {
 
-BudgetState App::budget(int64_t now_ms) const {
-  const auto& limits = snapshot()->config->budget;
+BudgetState App::budget(const BudgetConfig& limits, int64_t now_ms) const {
   if (!limits.monthly_micros && !limits.daily_micros) {
     return {};
   }
@@ -194,10 +193,10 @@ std::string App::metrics_text() const {
     gauges.target_states.emplace_back(
         t.name, static_cast<int>(snapshot->health[t.index]->report(now).state));
   }
-  gauges.budget_remaining_micros = budget(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                              std::chrono::system_clock::now().time_since_epoch())
-                                              .count())
-                                       .remaining_micros;
+  const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  gauges.budget_remaining_micros = budget(snapshot->config->budget, now_ms).remaining_micros;
   gauges.start_time_seconds = m_start_time_seconds;
   read_process_gauges(gauges);
   return render_exposition(m_metrics.collect(gauges));

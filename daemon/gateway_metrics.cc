@@ -90,12 +90,8 @@ void GatewayMetrics::observe(const UsageRecord& r, std::string_view provider, bo
   const std::string model = r.status == 404 ? "(unknown)" : r.model;
   const std::string target = r.target.empty() ? "none" : r.target;
   m_requests.at({r.route, model, target, std::to_string(r.status)}).fetch_add(1);
-  for (size_t i = 0; i < r.failed_targets.size(); ++i) {
-    const bool last = i + 1 == r.failed_targets.size();
-    if (last && r.target.empty()) {
-      break;
-    }
-    m_fallbacks.at({r.failed_targets[i], last ? r.target : r.failed_targets[i + 1]}).fetch_add(1);
+  for (const auto& [from, to] : fallback_moves(r)) {
+    m_fallbacks.at({std::string(from), std::string(to)}).fetch_add(1);
   }
   if (r.target.empty()) {
     return;

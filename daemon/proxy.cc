@@ -181,7 +181,8 @@ public:
       return fail(route.error());
     }
     // Over budget, only free targets serve.
-    const auto budget = m_app.budget(std::chrono::duration_cast<std::chrono::milliseconds>(
+    const auto budget = m_app.budget(m_snapshot.config->budget,
+                                     std::chrono::duration_cast<std::chrono::milliseconds>(
                                          std::chrono::system_clock::now().time_since_epoch())
                                          .count());
     std::vector<const RouteStep*> steps;

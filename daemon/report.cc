@@ -37,13 +37,11 @@ void Report::add(const UsageRecord& r) {
   if (rfc3339_utc(r.ts_ms).compare(0, m_month.size(), m_month) != 0) {
     return;
   }
-  // Every failed target was moved on from, but for the last when no target served.
-  for (size_t i = 0; i < r.failed_targets.size(); ++i) {
-    auto& row = m_rows[r.failed_targets[i]];
-    ++row.failures;
-    if (!r.target.empty() || i + 1 < r.failed_targets.size()) {
-      ++row.fallbacks;
-    }
+  for (const auto& failed : r.failed_targets) {
+    ++m_rows[failed].failures;
+  }
+  for (const auto& [from, to] : fallback_moves(r)) {
+    ++m_rows[std::string(from)].fallbacks;
   }
   if (r.target.empty()) {
     return;
@@ -56,16 +54,21 @@ void Report::add(const UsageRecord& r) {
   row.reference_cost_micros += r.reference_cost_micros;
 }
 
+ReportRow& ReportRow::operator+=(const ReportRow& o) {
+  requests += o.requests;
+  failures += o.failures;
+  fallbacks += o.fallbacks;
+  input_tokens += o.input_tokens;
+  output_tokens += o.output_tokens;
+  cost_micros += o.cost_micros;
+  reference_cost_micros += o.reference_cost_micros;
+  return *this;
+}
+
 ReportRow Report::total() const {
   ReportRow t;
   for (const auto& [target, r] : m_rows) {
-    t.requests += r.requests;
-    t.failures += r.failures;
-    t.fallbacks += r.fallbacks;
-    t.input_tokens += r.input_tokens;
-    t.output_tokens += r.output_tokens;
-    t.cost_micros += r.cost_micros;
-    t.reference_cost_micros += r.reference_cost_micros;
+    t += r;
   }
   return t;
 }

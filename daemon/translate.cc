@@ -97,8 +97,10 @@ std::optional<std::string_view> arguments_object(std::string_view arguments) {
   return arguments;
 }
 
-// The text of OpenAI content: a string, or the text parts of an array, joined.
-std::string text_of_openai_content(const element& content) {
+// The text of message content in either protocol: a string, or the text parts (OpenAI) or text
+// blocks (Anthropic) of an array, joined with separator. Both shapes are {"type": "text",
+// "text": ...}.
+std::string text_of_content(const element& content, std::string_view separator = {}) {
   std::string_view s;
   if (!content.get(s)) {
     return std::string(s);
@@ -108,35 +110,12 @@ std::string text_of_openai_content(const element& content) {
   if (content.get(parts)) {
     return out;
   }
-  for (const element part : parts) {
-    std::string_view text;
-    if (part.is_object() && !part["text"].get(text)) {
-      out += text;
-    }
-  }
-  return out;
-}
-
-// The text of Anthropic content: a string, or the text blocks of an array, joined.
-std::string text_of_anthropic_content(const element& content, std::string_view separator) {
-  std::string_view s;
-  if (!content.get(s)) {
-    return std::string(s);
-  }
-  std::string out;
-  array blocks;
-  if (content.get(blocks)) {
-    return out;
-  }
   bool first = true;
-  for (const element block : blocks) {
+  for (const element part : parts) {
     std::string_view type;
     std::string_view text;
-    if (block.is_object() && !block["type"].get(type) && type == "text" &&
-        !block["text"].get(text)) {
-      if (!first) {
-        out += separator;
-      }
+    if (part.is_object() && !part["type"].get(type) && type == "text" && !part["text"].get(text)) {
+      out += first ? std::string_view() : separator;
       out += text;
       first = false;
     }
@@ -361,7 +340,7 @@ Status write_anthropic_messages(BodyWriter& body, const array& messages) {
     const std::string_view role = string_of(msg, "role").value_or("");
     if (role == "system" || role == "developer") {
       if (const auto c = field_of(msg, "content")) {
-        system.push_back(text_of_openai_content(*c));
+        system.push_back(text_of_content(*c));
       }
     }
   }
@@ -430,7 +409,7 @@ Status write_anthropic_messages(BodyWriter& body, const array& messages) {
       if (content && !content->get(text)) {
         b.field("content", text);
       } else if (content) {
-        b.field("content", std::string_view(text_of_openai_content(*content)));
+        b.field("content", std::string_view(text_of_content(*content)));
       }
       b.end_object();
     } else {
@@ -587,7 +566,7 @@ Status write_openai_user_turn(JsonWriter& w, const element& content, const std::
         .field("tool_call_id", string_of(block, "tool_use_id").value_or(""));
     std::string result_text;
     if (const auto c = field_of(block, "content")) {
-      result_text = text_of_anthropic_content(*c, "\n");
+      result_text = text_of_content(*c, "\n");
       // Images a tool returned go to the model in the user message after the results.
       array result_blocks;
       if (!c->get(result_blocks)) {
@@ -918,7 +897,7 @@ Result<std::string> anthropic_request_to_openai(const element& request,
   body.key("model").value(upstream_model);
   JsonWriter& w = body.key("messages").begin_array();
   if (const auto system = field_of(root, "system")) {
-    const std::string text = text_of_anthropic_content(*system, "\n\n");
+    const std::string text = text_of_content(*system, "\n\n");
     if (!text.empty()) {
       w.begin_object().field("role", "system").field("content", std::string_view(text));
       w.end_object();
@@ -1087,7 +1066,7 @@ Result<std::string> openai_response_to_anthropic(std::string_view body) {
   }
   std::string text;
   if (const auto c = field_of(message, "content")) {
-    text = text_of_openai_content(*c);
+    text = text_of_content(*c);
   }
   if (const auto refusal = string_of(message, "refusal"); refusal && text.empty()) {
     text = std::string(*refusal);

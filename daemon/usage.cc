@@ -215,6 +215,31 @@ std::optional<UsageRecord> parse_usage_line(std::string_view line) {
   return r;
 }
 
+std::vector<std::pair<std::string_view, std::string_view>> fallback_moves(const UsageRecord& r) {
+  std::vector<std::pair<std::string_view, std::string_view>> moves;
+  for (size_t i = 0; i < r.failed_targets.size(); ++i) {
+    const bool last = i + 1 == r.failed_targets.size();
+    if (last && r.target.empty()) {
+      break;
+    }
+    moves.emplace_back(r.failed_targets[i], last ? r.target : r.failed_targets[i + 1]);
+  }
+  return moves;
+}
+
+UsageTotals& UsageTotals::operator+=(const UsageTotals& o) {
+  requests += o.requests;
+  succeeded += o.succeeded;
+  failed += o.failed;
+  fallbacks += o.fallbacks;
+  input_tokens += o.input_tokens;
+  output_tokens += o.output_tokens;
+  cached_tokens += o.cached_tokens;
+  cost_micros += o.cost_micros;
+  reference_cost_micros += o.reference_cost_micros;
+  return *this;
+}
+
 void UsageTotals::add(const UsageRecord& r) {
   ++requests;
   if (r.status >= 200 && r.status < 300) {
@@ -222,9 +247,7 @@ void UsageTotals::add(const UsageRecord& r) {
   } else {
     ++failed;
   }
-  // Each failed target was moved on from, but for the last when no target served.
-  const auto failed_count = static_cast<int64_t>(r.failed_targets.size());
-  fallbacks += r.target.empty() ? std::max<int64_t>(0, failed_count - 1) : failed_count;
+  fallbacks += static_cast<int64_t>(fallback_moves(r).size());
   input_tokens += r.input_tokens;
   output_tokens += r.output_tokens;
   cached_tokens += r.cached_tokens;
@@ -337,16 +360,7 @@ std::map<std::string, UsageTotals> UsageStats::by_model(std::string_view period,
       continue;
     }
     for (const auto& [model, t] : models) {
-      auto& into = out[model];
-      into.requests += t.requests;
-      into.succeeded += t.succeeded;
-      into.failed += t.failed;
-      into.fallbacks += t.fallbacks;
-      into.input_tokens += t.input_tokens;
-      into.output_tokens += t.output_tokens;
-      into.cached_tokens += t.cached_tokens;
-      into.cost_micros += t.cost_micros;
-      into.reference_cost_micros += t.reference_cost_micros;
+      out[model] += t;
     }
   }
   return out;

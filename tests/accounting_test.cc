@@ -201,8 +201,9 @@ budget: {monthly_usd: 0.0003}
   const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
                        std::chrono::system_clock::now().time_since_epoch())
                        .count();
-  CHECK(d.app().budget(now).exhausted);
-  CHECK(d.app().budget(now).remaining_micros == 300 - 420);
+  const auto& limits = d.app().snapshot()->config->budget;
+  CHECK(d.app().budget(limits, now).exhausted);
+  CHECK(d.app().budget(limits, now).remaining_micros == 300 - 420);
   auto r = c.Post("/v1/chat/completions", chat_body("custom:priced"), "application/json");
   REQUIRE(r);
   CHECK(r->status == 200);

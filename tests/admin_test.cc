@@ -13,10 +13,6 @@ using namespace modelmux::testing;
 
 namespace {
 
-const char* k_answer =
-    R"({"id":"c","object":"chat.completion","created":1,"model":"m","choices":[)"
-    R"({"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}]})";
-
 std::string slurp(const std::filesystem::path& p) {
   std::ifstream in(p, std::ios::binary);
   std::stringstream s;
@@ -53,7 +49,7 @@ TEST_CASE("admin writes need the admin key, and are refused outright without one
 TEST_CASE("a runtime model is validated like the config, serves with its key, and survives a "
           "restart with the key sealed on disk") {
   FakeUpstream upstream([](const httplib::Request&, httplib::Response& res) {
-    res.set_content(k_answer, "application/json");
+    res.set_content(k_chat_completion, "application/json");
   });
   const auto state =
       std::filesystem::temp_directory_path() / ("modelmux-admin-" + std::to_string(::getpid()));

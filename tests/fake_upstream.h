@@ -221,6 +221,11 @@ inline std::string fill(std::string text,
 
 // ---- the client side ----
 
+// A whole chat completion, as an OpenAI-compatible upstream answers one.
+inline const char* k_chat_completion =
+    R"({"id":"c","object":"chat.completion","created":1,"model":"m","choices":[)"
+    R"({"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}]})";
+
 inline std::string chat_body(std::string_view model, bool stream = false) {
   return std::string(R"({"model":")") + std::string(model) + R"(","stream":)" +
          (stream ? "true" : "false") + R"(,"messages":[{"role":"user","content":"hello"}]})";

@@ -12,17 +12,14 @@ using namespace modelmux::testing;
 
 namespace {
 
-const char* k_answer =
-    R"({"id":"c","object":"chat.completion","created":1,"model":"m","choices":[)"
-    R"({"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}]})";
 const char* k_stream = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"ok\"},"
                        "\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n";
 
-// A fake that answers streams with k_stream and the rest with k_answer.
+// A fake that answers streams with k_stream and the rest with k_chat_completion.
 FakeUpstream::Handler good_handler() {
   return [](const httplib::Request& req, httplib::Response& res) {
     const bool stream = req.body.find("\"stream\":true") != std::string::npos;
-    res.set_content(stream ? k_stream : k_answer,
+    res.set_content(stream ? k_stream : k_chat_completion,
                     stream ? "text/event-stream" : "application/json");
   };
 }
@@ -46,7 +43,7 @@ void expect_fallback_and_alone(TestDaemon& d, int alone_status, const std::strin
     const auto s =
         stream_post(d.port(), "/v1/chat/completions", chat_body("custom:faulty", stream));
     CHECK(s.status == 200);
-    CHECK(s.body == (stream ? k_stream : k_answer));
+    CHECK(s.body == (stream ? k_stream : k_chat_completion));
     CHECK(s.headers.find("x-modelmux-attempts")->second == "2");
     const auto a = stream_post(d.port(), "/v1/chat/completions", chat_body("custom:alone", stream));
     CHECK(a.status == alone_status);
@@ -115,7 +112,7 @@ TEST_CASE("an upstream that hangs before answering is timed out and the next tar
   Latch release;
   FakeUpstream hanging([&](const httplib::Request&, httplib::Response& res) {
     release.wait(std::chrono::seconds(10));
-    res.set_content(k_answer, "application/json");
+    res.set_content(k_chat_completion, "application/json");
   });
   FakeUpstream good(good_handler());
   {
@@ -217,7 +214,7 @@ TEST_CASE("hedging races a target with no first byte; the faster wins, the slowe
   FakeUpstream slow([&](const httplib::Request& req, httplib::Response& res) {
     if (req.body.find("\"stream\":true") == std::string::npos) {
       release.wait();
-      res.set_content(k_answer, "application/json");
+      res.set_content(k_chat_completion, "application/json");
       return;
     }
     res.set_chunked_content_provider("text/event-stream", [&](size_t, httplib::DataSink& s) {
@@ -248,7 +245,7 @@ TEST_CASE("hedging races a target with no first byte; the faster wins, the slowe
       const auto r =
           d.client().Post("/v1/chat/completions", chat_body("custom:slow"), "application/json");
       REQUIRE(r);
-      CHECK(r->body == k_answer);
+      CHECK(r->body == k_chat_completion);
       CHECK(header(r, "x-modelmux-target") == "custom:fast");
       CHECK(header(r, "x-modelmux-attempts") == "2");
     }
@@ -267,7 +264,7 @@ TEST_CASE("no hedge starts when the first target answers within hedge_after") {
   TestDaemon d(hedged_chain(quick, spare));
   for (const bool stream : {false, true}) {
     const auto s = stream_post(d.port(), "/v1/chat/completions", chat_body("custom:slow", stream));
-    CHECK(s.body == (stream ? k_stream : k_answer));
+    CHECK(s.body == (stream ? k_stream : k_chat_completion));
     CHECK(s.headers.find("x-modelmux-attempts")->second == "1");
   }
   CHECK(spare.request_count() == 0);
@@ -277,7 +274,7 @@ TEST_CASE("a hedged target that fails leaves the race to the other") {
   Latch hedge_failed;
   FakeUpstream slow_then_ok([&](const httplib::Request&, httplib::Response& res) {
     hedge_failed.wait(); // answers only once the hedge has failed
-    res.set_content(k_answer, "application/json");
+    res.set_content(k_chat_completion, "application/json");
   });
   FakeUpstream failing([&](const httplib::Request&, httplib::Response& res) {
     res.status = 500;

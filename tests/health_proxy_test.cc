@@ -11,10 +11,6 @@ using namespace modelmux::testing;
 
 namespace {
 
-const char* k_answer =
-    R"({"id":"c","object":"chat.completion","created":1,"model":"m","choices":[)"
-    R"({"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}]})";
-
 simdjson::dom::element health_target(simdjson::dom::parser& parser, const std::string& body,
                                      std::string_view name) {
   simdjson::dom::element doc;
@@ -37,7 +33,7 @@ TEST_CASE("a target failing repeatedly is ejected: no request reaches it, /healt
     res.set_content(R"({"error":{"message":"boom"}})", "application/json");
   });
   FakeUpstream backup([](const httplib::Request&, httplib::Response& res) {
-    res.set_content(k_answer, "application/json");
+    res.set_content(k_chat_completion, "application/json");
   });
   TestDaemon d(fill(R"(
 providers:
@@ -84,7 +80,7 @@ TEST_CASE("when every target of a chain is out, they are tried in order anyway")
       res.status = 503;
       return;
     }
-    res.set_content(k_answer, "application/json");
+    res.set_content(k_chat_completion, "application/json");
   });
   TestDaemon d(fill("providers:\n  flaky: {type: openai, base_url: \"{url}\"}\n"
                     "health:\n  outlier: {consecutive_failures: 2, base_ejection_time: 5m}\n",
@@ -111,7 +107,7 @@ TEST_CASE("a 429 moves to the next key, and Retry-After keeps the first key cool
       res.set_content(R"({"error":{"message":"slow down"}})", "application/json");
       return;
     }
-    res.set_content(k_answer, "application/json");
+    res.set_content(k_chat_completion, "application/json");
   });
   TestDaemon d(fill("providers:\n  p: {type: openai, base_url: \"{url}\", "
                     "api_keys: [sk-first, sk-second]}\n",
@@ -257,10 +253,10 @@ TEST_CASE("an ejected target comes back after a passing probe, and serves again"
       res.status = 503;
       return;
     }
-    res.set_content(req.method == "GET" ? R"({"data":[]})" : k_answer, "application/json");
+    res.set_content(req.method == "GET" ? R"({"data":[]})" : k_chat_completion, "application/json");
   });
   FakeUpstream backup([](const httplib::Request&, httplib::Response& res) {
-    res.set_content(k_answer, "application/json");
+    res.set_content(k_chat_completion, "application/json");
   });
   TestDaemon d(fill(R"(
 providers:
@@ -296,7 +292,7 @@ TEST_CASE("probes learn context windows from vLLM and llama.cpp, and routing ski
     } else if (req.path == "/health") {
       res.set_content("", "text/plain");
     } else {
-      res.set_content(k_answer, "application/json");
+      res.set_content(k_chat_completion, "application/json");
     }
   });
   FakeUpstream llamacpp([](const httplib::Request& req, httplib::Response& res) {
@@ -307,7 +303,7 @@ TEST_CASE("probes learn context windows from vLLM and llama.cpp, and routing ski
     }
   });
   FakeUpstream roomy([](const httplib::Request&, httplib::Response& res) {
-    res.set_content(k_answer, "application/json");
+    res.set_content(k_chat_completion, "application/json");
   });
   TestDaemon d(fill(
       R"(

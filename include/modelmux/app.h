@@ -85,8 +85,9 @@ public:
   std::optional<std::string> usage_json(std::string_view period) const;
   std::string monitoring_json(std::string_view health_status,
                               const std::vector<std::string>& issues) const;
-  // This month's and today's spend (UTC) against the budget. Lock-free: the request path asks.
-  BudgetState budget(int64_t now_ms) const;
+  // This month's and today's spend (UTC) against limits. Lock-free: the request path asks, with
+  // its own snapshot's budget.
+  BudgetState budget(const BudgetConfig& limits, int64_t now_ms) const;
 
 private:
   SnapshotLoad merge_runtime_models(const Snapshot& snapshot);

@@ -17,6 +17,8 @@ struct ReportRow {
   int64_t output_tokens = 0;
   int64_t cost_micros = 0;
   int64_t reference_cost_micros = 0;
+
+  ReportRow& operator+=(const ReportRow& o);
 };
 
 class Report {

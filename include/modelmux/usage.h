@@ -40,6 +40,11 @@ struct UsageRecord {
   std::vector<std::string> failed_targets;
 };
 
+// The fallbacks a request took, as (from, to) targets: each failed target to the next one
+// tried. The last failed target of a request no target served moved on to nothing, so it is a
+// failure but not a fallback. The one definition every accounting surface counts by.
+std::vector<std::pair<std::string_view, std::string_view>> fallback_moves(const UsageRecord& r);
+
 // Cost of tokens at price (micro-USD per 1M tokens), rounded to the micro-dollar once per
 // request. Cache reads and writes are priced as the catalog says, else as plain input.
 int64_t cost_micros(const Price& price, const TokenUsage& usage);
@@ -70,6 +75,7 @@ struct UsageTotals {
   int64_t reference_cost_micros = 0;
 
   void add(const UsageRecord& r);
+  UsageTotals& operator+=(const UsageTotals& o);
   int64_t savings_micros() const { return reference_cost_micros - cost_micros; }
 };
 
