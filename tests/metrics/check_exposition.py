@@ -9,16 +9,17 @@ Usage: check_exposition.py MODELMUX_BINARY
 """
 import json
 import os
-import re
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import modelmux_process  # noqa: E402
 
 binary = sys.argv[1]
 state = tempfile.mkdtemp(prefix="modelmux-metrics-")
@@ -37,22 +38,11 @@ routing:
   reference_model: custom:pricey
 """)
 
-daemon = subprocess.Popen([binary, "serve", "-c", config], stderr=subprocess.PIPE, text=True)
-port = None
-for line in daemon.stderr:
-    m = re.search(r"event=listening address=127\.0\.0\.1:(\d+)", line)
-    if m:
-        port = int(m.group(1))
-        break
-assert port, "modelmux did not start"
-base = f"http://127.0.0.1:{port}"
+daemon, base, _ = modelmux_process.start(binary, config)
 
 
 def post(path, body):
-    req = urllib.request.Request(base + path, data=json.dumps(body).encode(),
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=20) as r:
-        return r.read().decode()
+    return modelmux_process.post(base, path, body)[1]
 
 
 post("/v1/chat/completions", {"model": "demo", "messages": [{"role": "user", "content": "hi there"}]})

@@ -15,16 +15,17 @@ Usage: check_lifecycle.py MODELMUX_BINARY
 import http.server
 import json
 import os
-import re
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import modelmux_process  # noqa: E402
 
 binary = sys.argv[1]
 work = tempfile.mkdtemp(prefix="modelmux-lifecycle-")
@@ -99,30 +100,15 @@ notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 notify.bind(notify_path)
 notify.settimeout(20)
 env = dict(os.environ, NOTIFY_SOCKET=notify_path)
-daemon = subprocess.Popen([binary, "serve", "-c", config], stderr=subprocess.PIPE, text=True,
-                          env=env)
-port = None
-for line in daemon.stderr:
-    m = re.search(r"event=listening address=127\.0\.0\.1:(\d+)", line)
-    if m:
-        port = int(m.group(1))
-        break
-assert port, "modelmux did not start"
-# Keep draining stderr so the daemon never blocks on a full pipe.
-log_lines = []
-threading.Thread(target=lambda: log_lines.extend(daemon.stderr), daemon=True).start()
-base = f"http://127.0.0.1:{port}"
+daemon, base, log_lines = modelmux_process.start(binary, config, env)
 
 
 def receive():
     return notify.recv(4096).decode()
 
 
-def post(path, body, timeout=20):
-    req = urllib.request.Request(base + path, data=json.dumps(body).encode(),
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=timeout) as r:
-        return r.status, r.read().decode()
+def post(path, body):
+    return modelmux_process.post(base, path, body)
 
 
 check(receive() == "READY=1", "READY=1 first")
