@@ -123,6 +123,22 @@ std::string text_of_content(const element& content, std::string_view separator =
   return out;
 }
 
+// A tool's name, description and JSON schema, the schema moved from one protocol's key to the
+// other's (OpenAI "parameters", Anthropic "input_schema"); no schema means no arguments.
+void write_tool_fields(JsonWriter& w, const object& from, std::string_view schema_from,
+                       std::string_view schema_to) {
+  w.field("name", string_of(from, "name").value_or(""));
+  if (const auto d = string_of(from, "description")) {
+    w.field("description", *d);
+  }
+  w.key(schema_to);
+  if (const auto schema = field_of(from, schema_from)) {
+    write_element(w, *schema);
+  } else {
+    w.raw(R"({"type":"object","properties":{}})");
+  }
+}
+
 // The keys written so far, so a target's default params fill only what the request left out.
 class BodyWriter {
 public:
@@ -438,16 +454,8 @@ Status write_anthropic_tools(BodyWriter& body, const object& root) {
         tool["function"].get(function)) {
       return refuse(at, "must be a function tool to be sent to an Anthropic model");
     }
-    w.begin_object().field("name", string_of(function, "name").value_or(""));
-    if (const auto d = string_of(function, "description")) {
-      w.field("description", *d);
-    }
-    w.key("input_schema");
-    if (const auto schema = field_of(function, "parameters")) {
-      write_element(w, *schema);
-    } else {
-      w.raw(R"({"type":"object","properties":{}})");
-    }
+    w.begin_object();
+    write_tool_fields(w, function, "parameters", "input_schema");
     w.end_object();
   }
   w.end_array();
@@ -665,16 +673,7 @@ Status write_openai_tools(BodyWriter& body, const object& root) {
                                         "OpenAI-compatible model cannot run");
       }
       w.begin_object().field("type", "function").key("function").begin_object();
-      w.field("name", string_of(tool, "name").value_or(""));
-      if (const auto d = string_of(tool, "description")) {
-        w.field("description", *d);
-      }
-      w.key("parameters");
-      if (const auto schema = field_of(tool, "input_schema")) {
-        write_element(w, *schema);
-      } else {
-        w.raw(R"({"type":"object","properties":{}})");
-      }
+      write_tool_fields(w, tool, "input_schema", "parameters");
       w.end_object().end_object();
     }
     w.end_array();
