@@ -357,7 +357,10 @@ private:
     UsageRecord usage = usage_draft();
     TokenUsage tokens;
     if (status >= 200 && status < 300) {
-      tokens = usage_of_answer(m_protocol, m_res.body).value_or(estimate(m_res.body.size()));
+      // A translated answer's usage was read while translating; any other is read here.
+      tokens = m_answer_usage
+                   ? *m_answer_usage
+                   : usage_of_answer(m_protocol, m_res.body).value_or(estimate(m_res.body.size()));
     }
     complete_usage(usage, tokens, m_served_price, m_snapshot.reference_price,
                    elapsed_ms(m_record.started), elapsed_ms(m_record.started));
@@ -616,9 +619,13 @@ private:
   // A whole answer: translated if it must be, then to the client, or a failed attempt.
   Try serve_buffered(const RouteStep& step, UpstreamReply reply, bool translate) {
     if (translate && reply.outcome == Outcome::ok) {
+      TokenUsage usage;
       auto answer = m_protocol == Protocol::openai
-                        ? anthropic_response_to_openai(reply.body, unix_seconds())
-                        : openai_response_to_anthropic(reply.body);
+                        ? anthropic_response_to_openai(reply.body, unix_seconds(), &usage)
+                        : openai_response_to_anthropic(reply.body, &usage);
+      if (usage.reported) {
+        m_answer_usage = usage;
+      }
       if (!answer) {
         record(step, Outcome::malformed, answer.error().message);
         return Try::failed;
@@ -938,6 +945,7 @@ private:
   // Why the request could not be translated for a target it had to be translated for.
   std::optional<Error> m_refusal;
   std::optional<Price> m_served_price;
+  std::optional<TokenUsage> m_answer_usage;
   Clock::duration m_upstream_wait{0};
   bool m_inflight_handed_off = false; // a stream: the relay ends the request, later
   RequestRecord m_record;

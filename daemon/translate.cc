@@ -953,7 +953,8 @@ Result<std::string> anthropic_request_to_openai(const element& request,
 
 // ---- whole answers ----
 
-Result<std::string> anthropic_response_to_openai(std::string_view body, int64_t created) {
+Result<std::string> anthropic_response_to_openai(std::string_view body, int64_t created,
+                                                 TokenUsage* usage_out) {
   object root;
   if (parse_response(body, root)) {
     return upstream_answer("is not JSON");
@@ -998,6 +999,9 @@ Result<std::string> anthropic_response_to_openai(std::string_view body, int64_t 
   if (const auto u = object_of(root, "usage")) {
     read_anthropic_usage(*u, usage);
   }
+  if (usage_out != nullptr) {
+    *usage_out = usage;
+  }
   std::string out;
   out.reserve(body.size() + 128);
   JsonWriter w(out);
@@ -1034,7 +1038,7 @@ Result<std::string> anthropic_response_to_openai(std::string_view body, int64_t 
   return out;
 }
 
-Result<std::string> openai_response_to_anthropic(std::string_view body) {
+Result<std::string> openai_response_to_anthropic(std::string_view body, TokenUsage* usage_out) {
   object root;
   if (parse_response(body, root)) {
     return upstream_answer("is not JSON");
@@ -1099,6 +1103,9 @@ Result<std::string> openai_response_to_anthropic(std::string_view body) {
   TokenUsage usage;
   if (const auto u = object_of(root, "usage")) {
     read_openai_usage(*u, usage);
+  }
+  if (usage_out != nullptr) {
+    *usage_out = usage;
   }
   write_anthropic_usage(w, usage);
   w.end_object();

@@ -97,6 +97,11 @@ TEST_CASE("an OpenAI client gets tool calls, stop reason and usage from an Anthr
         R"({"city":"Rome","unit":"celsius"})");
   CHECK(int64_t(answer["usage"]["prompt_tokens"].get_int64().value()) == 350);
   CHECK(int64_t(answer["usage"]["completion_tokens"].get_int64().value()) == 90);
+  // The usage record has the same tokens, read while translating.
+  REQUIRE(d.app().wait_for_usage(1, std::chrono::seconds(20)));
+  const auto usage = d.app().usage_json("all");
+  REQUIRE(usage);
+  CHECK(usage->find(R"("claude:claude-sonnet-4-5":{"tokens":440,)") != std::string::npos);
 }
 
 TEST_CASE("an Anthropic client streams parallel tool calls from an OpenAI target, usage exact") {

@@ -35,15 +35,6 @@ Result<std::string> anthropic_request_to_openai(const simdjson::dom::element& re
                                                 std::string_view upstream_model,
                                                 const std::vector<Param>& defaults);
 
-// Whole answers. An answer that is not what its protocol promises (not JSON, no choices, tool
-// arguments that are not a JSON object) is an ErrorKind::upstream error: the attempt failed.
-Result<std::string> anthropic_response_to_openai(std::string_view body, int64_t created);
-Result<std::string> openai_response_to_anthropic(std::string_view body);
-
-// An upstream error body (any shape, even not JSON) in the client's protocol. The status stays
-// the upstream's; the error type is the one the client's protocol uses for that status.
-std::string translate_error_body(std::string_view body, int status, Protocol client);
-
 // Token counts of an answer, kept the way Anthropic reports them: input_tokens excludes the
 // cached ones, which OpenAI folds into prompt_tokens. Converting never counts a token twice.
 struct TokenUsage {
@@ -55,6 +46,18 @@ struct TokenUsage {
 
   int64_t prompt_tokens() const { return input_tokens + cache_read_tokens + cache_write_tokens; }
 };
+
+// Whole answers. An answer that is not what its protocol promises (not JSON, no choices, tool
+// arguments that are not a JSON object) is an ErrorKind::upstream error: the attempt failed.
+// usage, when given, receives the tokens the answer reported, so they need no second parse.
+Result<std::string> anthropic_response_to_openai(std::string_view body, int64_t created,
+                                                 TokenUsage* usage = nullptr);
+Result<std::string> openai_response_to_anthropic(std::string_view body,
+                                                 TokenUsage* usage = nullptr);
+
+// An upstream error body (any shape, even not JSON) in the client's protocol. The status stays
+// the upstream's; the error type is the one the client's protocol uses for that status.
+std::string translate_error_body(std::string_view body, int status, Protocol client);
 
 // Reads {"prompt_tokens", "completion_tokens", "prompt_tokens_details": {"cached_tokens"}}.
 void read_openai_usage(const simdjson::dom::object& usage, TokenUsage& out);
