@@ -2,6 +2,7 @@
 #include "modelmux/app.h"
 
 #include "modelmux/router.h"
+#include "modelmux/status.h"
 
 #include <algorithm>
 
@@ -105,21 +106,17 @@ void App::flush_usage() {
 }
 
 void App::add_to_stats(const UsageRecord& record, bool live) {
+  const auto snapshot = m_snapshot.load();
   if (live) {
-    const auto snapshot = m_snapshot.load();
-    std::string_view provider = "none";
-    for (const auto& t : snapshot->registry->targets()) {
-      if (t.name == record.target ||
-          (!record.target.empty() && record.target.rfind(t.name + ":", 0) == 0)) {
-        provider = otel_provider_name(t.endpoint.type);
-        break;
-      }
-    }
+    const Target* served = target_of_record(*snapshot->registry, record.target);
+    const std::string_view provider =
+        served != nullptr ? otel_provider_name(served->endpoint.type) : "none";
     m_metrics.observe(record, provider, snapshot->reference_price.has_value());
   }
   {
     std::lock_guard lock(m_stats_mutex);
     m_stats.add(record);
+    m_history.add(record, *snapshot->registry);
     ++m_stats_records;
     // Only this thread (the usage writer, or the restore at start) writes the spend.
     const int64_t month = utc_month_index(record.ts_ms);
@@ -200,6 +197,29 @@ std::string App::metrics_text() const {
   gauges.start_time_seconds = m_start_time_seconds;
   read_process_gauges(gauges);
   return render_exposition(m_metrics.collect(gauges));
+}
+
+std::string App::status_json(std::string_view health_json) const {
+  const auto snapshot = m_snapshot.load();
+  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  StatusInputs in;
+  in.version = MODELMUX_VERSION;
+  in.now_ms = now;
+  in.uptime_seconds = static_cast<double>(now) / 1000.0 - m_start_time_seconds;
+  in.registry = snapshot->registry.get();
+  in.budget = &snapshot->config->budget;
+  in.health_json = health_json;
+  std::lock_guard lock(m_stats_mutex);
+  in.all = m_stats.totals();
+  for (const auto& [model, t] : m_stats.by_model("month", now)) {
+    in.month += t;
+  }
+  for (const auto& [model, t] : m_stats.by_model("day", now)) {
+    in.today += t;
+  }
+  return modelmux::status_json(in, m_history);
 }
 
 std::string App::monitoring_json(std::string_view health_status,

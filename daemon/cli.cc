@@ -5,18 +5,20 @@
 #include "modelmux/probe.h"
 #include "modelmux/report.h"
 #include "modelmux/router.h"
+#include "modelmux/status.h"
 #include "modelmux/text.h"
 
 #include <cstdlib>
 #include <filesystem>
+#include <httplib.h>
 #include <iomanip>
 
 namespace modelmux {
 
 namespace {
 
-const std::vector<std::string> k_commands = {"serve",  "check",  "route",
-                                             "health", "report", "version"};
+const std::vector<std::string> k_commands = {"serve",  "check",  "route",  "health",
+                                             "report", "status", "version"};
 
 std::string redacted(const Secret& s) {
   return s.source == "inline" ? "(inline, redacted)" : s.source + " (redacted)";
@@ -83,6 +85,12 @@ Result<CliArgs> parse_cli(const std::vector<std::string>& argv) {
       }
     } else if (a.rfind("--policy=", 0) == 0) {
       args.policy = a.substr(9);
+    } else if (a == "--url") {
+      if (auto st = value(args.url); !st) {
+        return st.error();
+      }
+    } else if (a.rfind("--url=", 0) == 0) {
+      args.url = a.substr(6);
     } else if (a == "--deep") {
       args.deep = true;
     } else if (a == "--json") {
@@ -176,6 +184,16 @@ std::string usage(const std::string& command) {
            "  --month YYYY-MM     the month to report\n"
            "  --json              JSON instead of a table\n";
   }
+  if (command == "status") {
+    return "usage: modelmux status [-c FILE] [--url URL]\n\n"
+           "Asks a running daemon (GET /api/status) for its targets, traffic, latency, spend\n"
+           "and savings, and prints a summary: the status page, for a terminal. The client key,\n"
+           "when the daemon wants one, is taken from $MODELMUX_CLIENT_KEY, else from the\n"
+           "config's auth.client_keys. Exits 1 when the daemon cannot be reached.\n\n" +
+           config_help +
+           "  --url URL           the daemon (default: the config's listen address, else\n"
+           "                      http://127.0.0.1:8080)\n";
+  }
   if (command == "version") {
     return "usage: modelmux version\n\nPrints the version.\n";
   }
@@ -189,8 +207,66 @@ std::string usage(const std::string& command) {
          "  route     explain how a model name resolves\n"
          "  health    probe the targets once and print their state\n"
          "  report    the cost and savings report from the usage log\n"
+         "  status    a running daemon's targets, traffic, spend and savings\n"
          "  version   print the version\n\n"
          "Run modelmux COMMAND --help for a command's options.\n";
+}
+
+int run_status(const CliArgs& args, std::ostream& out, std::ostream& err) {
+  std::string url = args.url;
+  std::string key;
+  if (const char* env = std::getenv("MODELMUX_CLIENT_KEY"); env != nullptr) {
+    key = env;
+  }
+  // The config, when it can be read, says where the daemon listens and what key it takes.
+  const auto load = load_config_file(resolve_config_path(args), ConfigEnvironment::process());
+  if (load.ok()) {
+    if (url.empty()) {
+      const auto& l = load.config.listen;
+      const std::string host = l.host == "0.0.0.0" || l.host.empty() ? "127.0.0.1"
+                               : l.host == "::"                      ? "[::1]"
+                                                                     : l.host;
+      url = "http://" + host + ":" + std::to_string(l.port);
+    }
+    if (key.empty() && !load.config.auth.client_keys.empty()) {
+      key = load.config.auth.client_keys.front().value;
+    }
+  }
+  if (url.empty()) {
+    url = "http://127.0.0.1:8080";
+  }
+  while (!url.empty() && url.back() == '/') {
+    url.pop_back();
+  }
+  httplib::Client client(url);
+  client.set_connection_timeout(std::chrono::seconds(3));
+  client.set_read_timeout(std::chrono::seconds(10));
+  httplib::Headers headers;
+  if (!key.empty()) {
+    headers.emplace("Authorization", "Bearer " + key);
+  }
+  const auto res = client.Get("/api/status", headers);
+  if (!res) {
+    err << "modelmux status: cannot reach " << url << ": " << httplib::to_string(res.error())
+        << "\n";
+    return 1;
+  }
+  if (res->status == 401) {
+    err << "modelmux status: " << url
+        << " wants a client key; set MODELMUX_CLIENT_KEY or give the config with -c\n";
+    return 1;
+  }
+  if (res->status != 200) {
+    err << "modelmux status: " << url << " answered " << res->status << "\n";
+    return 1;
+  }
+  const auto text = status_text(res->body);
+  if (!text) {
+    err << "modelmux status: " << text.error().message << "\n";
+    return 1;
+  }
+  out << text.value();
+  return 0;
 }
 
 int run_version(std::ostream& out) {

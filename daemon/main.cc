@@ -187,6 +187,9 @@ int main(int argc, char** argv) {
   if (args->command == "report") {
     return run_report(args.value(), std::cout, std::cerr);
   }
+  if (args->command == "status") {
+    return run_status(args.value(), std::cout, std::cerr);
+  }
   if (args->command == "health") {
     return run_health(args.value(), std::cout, std::cerr);
   }

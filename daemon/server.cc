@@ -4,6 +4,7 @@
 #include "modelmux/json.h"
 #include "modelmux/protocol.h"
 #include "modelmux/proxy.h"
+#include "modelmux/status_page.h"
 
 #include <openssl/crypto.h>
 #include <sys/socket.h>
@@ -308,6 +309,25 @@ httplib::Server::HandlerResponse Server::handle_get(const httplib::Request& req,
       return httplib::Server::HandlerResponse::Handled;
     }
     res.set_content(monitoring_body(m_app, *snapshot), "application/json");
+    return httplib::Server::HandlerResponse::Handled;
+  }
+  if (req.path == "/" || req.path == "/ui" || req.path == "/ui/") {
+    // The page holds no data; it reads /api/status with the key the user gives it. The policy
+    // keeps it from loading or sending anything anywhere else.
+    res.set_header("Content-Security-Policy",
+                   "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+                   "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; "
+                   "frame-ancestors 'none'");
+    res.set_header("Cache-Control", "no-cache");
+    res.set_content(k_status_page.data(), k_status_page.size(), "text/html; charset=utf-8");
+    return httplib::Server::HandlerResponse::Handled;
+  }
+  if (req.path == "/api/status") {
+    if (!authorized_or_401(*snapshot, req, res)) {
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    res.set_header("Cache-Control", "no-store");
+    res.set_content(m_app.status_json(health_body(*snapshot)), "application/json");
     return httplib::Server::HandlerResponse::Handled;
   }
   if (req.path == "/api/usage") {

@@ -286,17 +286,19 @@ std::string dollars(int64_t micros) {
 
 } // namespace
 
+double nearest_rank(const std::vector<float>& sorted, int p) {
+  if (sorted.empty()) {
+    return 0.0;
+  }
+  const size_t rank = (sorted.size() * static_cast<size_t>(p) + 99) / 100;
+  return static_cast<double>(sorted[std::max<size_t>(rank, 1) - 1]);
+}
+
 std::string UsageStats::monitoring_json(std::string_view health_status,
                                         const std::vector<std::string>& issues) const {
   std::vector<float> sorted = m_latencies;
   std::sort(sorted.begin(), sorted.end());
-  auto percentile = [&](int p) {
-    if (sorted.empty()) {
-      return 0.0;
-    }
-    const size_t rank = (sorted.size() * static_cast<size_t>(p) + 99) / 100;
-    return static_cast<double>(sorted[std::max<size_t>(rank, 1) - 1]);
-  };
+  auto percentile = [&](int p) { return nearest_rank(sorted, p); };
   const double average =
       m_all.requests > 0 ? m_latency_sum_ms / static_cast<double>(m_all.requests) : 0.0;
   const double success_rate = m_all.requests > 0 ? 100.0 * static_cast<double>(m_all.succeeded) /

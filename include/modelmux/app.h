@@ -10,6 +10,7 @@
 #include "modelmux/log.h"
 #include "modelmux/registry.h"
 #include "modelmux/runtime_models.h"
+#include "modelmux/status.h"
 #include "modelmux/upstream.h"
 #include "modelmux/usage_log.h"
 
@@ -85,6 +86,8 @@ public:
   std::optional<std::string> usage_json(std::string_view period) const;
   std::string monitoring_json(std::string_view health_status,
                               const std::vector<std::string>& issues) const;
+  // GET /api/status, with GET /health's body embedded.
+  std::string status_json(std::string_view health_json) const;
   // This month's and today's spend (UTC) against limits. Lock-free: the request path asks, with
   // its own snapshot's budget.
   BudgetState budget(const BudgetConfig& limits, int64_t now_ms) const;
@@ -104,6 +107,7 @@ private:
   mutable std::mutex m_stats_mutex;
   std::condition_variable m_stats_changed;
   UsageStats m_stats;
+  TrafficHistory m_history; // for the status page
   size_t m_stats_records = 0;
   // Spend in the current month and day, with the period it belongs to; a request in a later
   // period sees zero.

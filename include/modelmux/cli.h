@@ -1,5 +1,5 @@
 // The command line: argument parsing, help texts, and the commands that do not serve
-// (check, route, version). `serve` is the daemon itself and lives in main.cc.
+// (check, route, health, report, status, version). `serve` is the daemon itself and lives in main.cc.
 #pragma once
 
 #include "modelmux/result.h"
@@ -19,6 +19,7 @@ struct CliArgs {
   bool deep = false; // health --deep
   std::string month; // report --month YYYY-MM
   bool json = false; // report --json
+  std::string url;   // status --url
 };
 
 Result<CliArgs> parse_cli(const std::vector<std::string>& argv);
@@ -36,6 +37,8 @@ int run_route(const CliArgs& args, std::ostream& out, std::ostream& err);
 int run_health(const CliArgs& args, std::ostream& out, std::ostream& err);
 // The cost and savings report for a month from state_dir/usage.jsonl.
 int run_report(const CliArgs& args, std::ostream& out, std::ostream& err);
+// GET /api/status of a running daemon, printed as a summary; 1 when it cannot be reached.
+int run_status(const CliArgs& args, std::ostream& out, std::ostream& err);
 int run_version(std::ostream& out);
 
 } // namespace modelmux

@@ -99,6 +99,9 @@ public:
   std::string monitoring_json(std::string_view health_status,
                               const std::vector<std::string>& issues) const;
 
+  // Every request summed.
+  const UsageTotals& totals() const { return m_all; }
+
   static constexpr size_t k_latency_window = 100000;
 
 private:
@@ -121,6 +124,9 @@ struct BudgetState {
 };
 BudgetState judge_budget(const BudgetConfig& budget, int64_t month_spend_micros,
                          int64_t day_spend_micros);
+
+// The p-th percentile (nearest rank) of values sorted ascending; 0 when there are none.
+double nearest_rank(const std::vector<float>& sorted, int p);
 
 // USD with exactly six decimals from micro-dollars: 1250000 -> "1.250000".
 std::string usd_from_micros(int64_t micros);
