@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds modelmux twice — warnings as errors, then with AddressSanitizer and
-# UndefinedBehaviorSanitizer — and runs every test (unit, loopback integration, CLI, and the
-# official SDK compatibility tests) in each build.
+# Builds modelmux three times — warnings as errors, with AddressSanitizer and
+# UndefinedBehaviorSanitizer, and with ThreadSanitizer — and runs every test (unit, loopback
+# integration, CLI, the official SDK compatibility tests, the status page in a browser) in each
+# build. Then runs each fuzz target for FUZZ_SECONDS (default 60; 0 skips them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
@@ -19,3 +20,6 @@ run_build build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 echo "== sanitizer build (ASan + UBSan)"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   run_build build-asan -DCMAKE_BUILD_TYPE=Debug -DMODELMUX_SANITIZE=ON
+echo "== sanitizer build (TSan, the whole suite; scripts/tsan.supp says what is suppressed and why)"
+TSAN_OPTIONS="suppressions=$PWD/scripts/tsan.supp halt_on_error=1" \
+  run_build build-tsan -DCMAKE_BUILD_TYPE=Debug -DMODELMUX_SANITIZE=thread

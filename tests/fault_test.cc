@@ -195,15 +195,18 @@ TEST_CASE("a stream that stalls mid-answer ends with an error event after idle_t
 
 namespace {
 
-std::string hedged_chain(const FakeUpstream& slow, const FakeUpstream& fast) {
+std::string hedged_chain(const FakeUpstream& slow, const FakeUpstream& fast,
+                         std::string_view hedge_after = "50ms") {
   return fill(R"(
 custom_models:
   - {id: slow, endpoint: "{slow}", model: m, probe: none, fallback: [custom:fast]}
   - {id: fast, endpoint: "{fast}", model: m, probe: none}
 routing:
-  hedge_after: 50ms
+  hedge_after: {hedge_after}
 )",
-              {{"slow", slow.base_url()}, {"fast", fast.base_url()}});
+              {{"slow", slow.base_url()},
+               {"fast", fast.base_url()},
+               {"hedge_after", std::string(hedge_after)}});
 }
 
 } // namespace
@@ -261,7 +264,8 @@ TEST_CASE("hedging races a target with no first byte; the faster wins, the slowe
 TEST_CASE("no hedge starts when the first target answers within hedge_after") {
   FakeUpstream quick(good_handler());
   FakeUpstream spare(good_handler());
-  TestDaemon d(hedged_chain(quick, spare));
+  // Generous, so a slow machine (or a sanitizer build) still answers within it.
+  TestDaemon d(hedged_chain(quick, spare, "5s"));
   for (const bool stream : {false, true}) {
     const auto s = stream_post(d.port(), "/v1/chat/completions", chat_body("custom:slow", stream));
     CHECK(s.body == (stream ? k_stream : k_chat_completion));
