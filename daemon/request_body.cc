@@ -288,12 +288,10 @@ Result<RequestBody> parse_request_body(ApiRoute route, std::string_view body) {
   }
   out.root = root;
   const auto& specs = specs_for(route);
-  int model_keys = 0;
+  std::vector<std::string_view> keys;
   const simdjson::dom::object top = root.get_object().value_unsafe();
   for (const auto field : top) {
-    if (field.key == "model") {
-      ++model_keys;
-    }
+    keys.push_back(field.key);
     for (const auto& spec : specs) {
       if (spec.name != field.key) {
         continue;
@@ -304,8 +302,13 @@ Result<RequestBody> parse_request_body(ApiRoute route, std::string_view body) {
       }
     }
   }
-  if (model_keys > 1) {
-    return bad_field("model", "'model' appears more than once in the request body");
+  // A key given twice (or spelled with escapes as another) is refused: modelmux would route by
+  // one "model" while the upstream may read the other, so the request would be routed, billed
+  // and served as different things.
+  std::sort(keys.begin(), keys.end());
+  if (const auto dup = std::adjacent_find(keys.begin(), keys.end()); dup != keys.end()) {
+    return bad_field(*dup,
+                     "'" + std::string(*dup) + "' appears more than once in the request body");
   }
   for (const auto& spec : specs) {
     if (spec.required && root[spec.name].error()) {
@@ -353,6 +356,13 @@ Result<RequestBody> parse_request_body(ApiRoute route, std::string_view body) {
       key_end += *key_end == '\\' ? 2 : 1;
     }
     const std::string_view key(key_begin, static_cast<size_t>(key_end - key_begin));
+    if (key.find('\\') != std::string_view::npos) {
+      // "mod\u0065l" is "model" to the upstream's parser; modelmux compares keys as written,
+      // so an escaped top-level key could route by one model and serve another. No API field
+      // name needs an escape.
+      return make_error(ErrorKind::invalid_request,
+                        "top-level keys with escape sequences are not accepted");
+    }
     out.keys.push_back(body.substr(static_cast<size_t>(key_begin - base), key.size()));
     if (key == "model") {
       const std::string_view token = without_trailing_space(field.value().raw_json_token());
@@ -370,8 +380,15 @@ Result<RequestBody> parse_request_body(ApiRoute route, std::string_view body) {
         if (value.get_object().get(options) || options.raw_json().get(raw)) {
           return make_error(ErrorKind::invalid_request, "the request body is not valid JSON");
         }
+      } else if (type == simdjson::ondemand::json_type::array) {
+        // Only routes that do not check its type (Anthropic's has no stream_options) get here;
+        // the whole array is the range, so a rewrite replaces all of it.
+        simdjson::ondemand::array options;
+        if (value.get_array().get(options) || options.raw_json().get(raw)) {
+          return make_error(ErrorKind::invalid_request, "the request body is not valid JSON");
+        }
       } else {
-        raw = without_trailing_space(value.raw_json_token()); // null, as validated
+        raw = without_trailing_space(value.raw_json_token()); // a scalar: one token
       }
       out.stream_options_begin = static_cast<size_t>(raw.data() - base);
       out.stream_options_end = out.stream_options_begin + raw.size();

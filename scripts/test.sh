@@ -23,3 +23,7 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 echo "== sanitizer build (TSan, the whole suite; scripts/tsan.supp says what is suppressed and why)"
 TSAN_OPTIONS="suppressions=$PWD/scripts/tsan.supp halt_on_error=1" \
   run_build build-tsan -DCMAKE_BUILD_TYPE=Debug -DMODELMUX_SANITIZE=thread
+if [ "${FUZZ_SECONDS:-60}" != 0 ]; then
+  echo "== fuzz targets (libFuzzer, clang, ASan + UBSan), ${FUZZ_SECONDS:-60} s each"
+  scripts/fuzz.sh "${FUZZ_SECONDS:-60}"
+fi

@@ -113,3 +113,43 @@ TEST_CASE("wrong-typed fields are refused naming the field, per route") {
   e = error_for(ApiRoute::completions, R"({"model":"m"})");
   CHECK(e.message == "'prompt' is required");
 }
+
+// Found by fuzz_request_body: an array stream_options (unchecked on /v1/messages, which has no
+// such field) was located as its first token only, and the rewrite left "...]" behind.
+TEST_CASE("a stream_options that is not an object is replaced whole, leaving valid JSON") {
+  const std::string body =
+      R"({"model":"m","stream_options":[ "END" ],"messages":[],"stream":true,"max_tokens":5})";
+  auto parsed = parse_request_body(ApiRoute::messages, body);
+  REQUIRE(parsed);
+  const auto out = rewrite_request_body(body, parsed.value(), "up", {}, true);
+  CHECK(out ==
+        R"({"model":"up","stream_options":{"include_usage":true},"messages":[],"stream":true,)"
+        R"("max_tokens":5})");
+  CHECK(parse_request_body(ApiRoute::messages, out));
+}
+
+// Found by fuzz_request_body: with a key given twice, modelmux and the upstream could each read
+// a different one, so the request would be routed, billed and served as different things.
+TEST_CASE("a top-level key given twice, or written with escapes, is refused and named") {
+  const auto dup = error_for(ApiRoute::chat_completions,
+                             R"({"model":"custom:cheap","messages":[],"model":"gpt-4o"})");
+  CHECK(dup.kind == ErrorKind::invalid_request);
+  CHECK(dup.param == "model");
+  CHECK_MESSAGE(dup.message.find("'model' appears more than once") != std::string::npos,
+                dup.message);
+  const auto twice =
+      error_for(ApiRoute::messages, R"({"model":"m","max_tokens":1,"messages":[],"stream":true,)"
+                                    R"("stream_options":{},"stream_options":{"x":1}})");
+  CHECK(twice.param == "stream_options");
+  // "mod\u0065l" is "model" to any JSON parser.
+  const auto spelled =
+      error_for(ApiRoute::chat_completions, R"({"mod\u0065l":"gpt-4o","model":"m","messages":[]})");
+  CHECK(spelled.param == "model");
+  const auto escaped =
+      error_for(ApiRoute::chat_completions, R"({"mod\u0065l":"gpt-4o","messages":[]})");
+  CHECK_MESSAGE(escaped.message.find("escape") != std::string::npos, escaped.message);
+  // Nested objects may repeat keys their own way; only the top level is the request's shape.
+  CHECK(parse_request_body(ApiRoute::chat_completions,
+                           R"({"model":"m","messages":[{"role":"user","content":"a"}],)"
+                           R"("metadata":{"a":1,"b":2}})"));
+}
