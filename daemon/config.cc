@@ -994,23 +994,27 @@ void read_top_level(Loader& l, const YAML::Node& root, Config& c) {
             c.state_dir = *s;
           }
         } else if (key == "server") {
-          l.each_key(v, p, {"worker_threads", "max_body_size", "request_timeout"},
+          l.each_key(v, p,
+                     {"worker_threads", "max_body_size", "max_answer_size", "read_timeout",
+                      "request_timeout"},
                      [&](const std::string& k, const YAML::Node& vv, const std::string& pp,
                          const YAML::Node&) {
                        if (k == "worker_threads") {
                          if (auto n = l.integer(vv, pp, 2, 65536)) {
                            c.server.worker_threads = static_cast<int>(*n);
                          }
-                       } else if (k == "max_body_size") {
+                       } else if (k == "max_body_size" || k == "max_answer_size") {
                          if (auto n = l.size(vv, pp)) {
                            if (*n < 1024) {
                              l.fail(vv, pp, "must be at least 1KiB");
                            } else {
-                             c.server.max_body_size = *n;
+                             (k == "max_body_size" ? c.server.max_body_size
+                                                   : c.server.max_answer_size) = *n;
                            }
                          }
                        } else if (auto d = l.duration(vv, pp)) {
-                         c.server.request_timeout = *d;
+                         (k == "read_timeout" ? c.server.read_timeout : c.server.request_timeout) =
+                             *d;
                        }
                      });
         } else if (key == "auth") {

@@ -608,7 +608,8 @@ private:
     const auto timeout =
         std::min(step.target->timeout,
                  std::chrono::duration_cast<std::chrono::milliseconds>(m_deadline - Clock::now()));
-    auto reply = send_buffered(*m_snapshot.pools[step.target->index], std::move(request), timeout);
+    auto reply = send_buffered(*m_snapshot.pools[step.target->index], std::move(request), timeout,
+                               static_cast<size_t>(m_snapshot.config->server.max_answer_size));
     if (reply.outcome == Outcome::http_429) {
       cool_down(health, key, reply.headers);
       return Try::rate_limited;

@@ -195,6 +195,10 @@ Server::~Server() {
   stop();
 }
 
+namespace {
+constexpr size_t k_max_headers = 256;
+} // namespace
+
 void Server::configure() {
   const auto snapshot = m_app.snapshot();
   const auto& server = snapshot->config->server;
@@ -206,8 +210,9 @@ void Server::configure() {
   // library's idle wait does not notice stop(), so it bounds how long a shutdown waits.
   m_http.set_keep_alive_max_count(1'000'000);
   m_http.set_keep_alive_timeout(5);
-  m_http.set_read_timeout(30, 0);
-  m_http.set_write_timeout(30, 0);
+  const auto read_timeout = server.read_timeout;
+  m_http.set_read_timeout(read_timeout);
+  m_http.set_write_timeout(std::max<Millis>(read_timeout, std::chrono::seconds(30)));
   m_http.set_payload_max_length(static_cast<size_t>(server.max_body_size));
   m_http.set_socket_options([this](socket_t sock) {
     // SO_REUSEADDR only: the library default SO_REUSEPORT would let a second daemon share the
@@ -222,6 +227,17 @@ void Server::configure() {
       set_error(res, protocol_for_path(req.path),
                 make_error(ErrorKind::unavailable,
                            "modelmux is shutting down; retry on a new connection"));
+      res.set_header("Connection", "close");
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    // The library limits each header line but not their number; a request with hundreds is
+    // not an SDK's, and is refused before anything reads them.
+    if (req.headers.size() > k_max_headers) {
+      res.status = 431;
+      set_error(res, protocol_for_path(req.path),
+                make_error(ErrorKind::invalid_request,
+                           "more than " + std::to_string(k_max_headers) + " request headers"));
+      res.status = 431;
       res.set_header("Connection", "close");
       return httplib::Server::HandlerResponse::Handled;
     }

@@ -197,7 +197,7 @@ void ClientPool::release(std::unique_ptr<httplib::Client> client) {
 }
 
 UpstreamReply send_buffered(ClientPool& pool, UpstreamRequest request,
-                            std::chrono::milliseconds timeout) {
+                            std::chrono::milliseconds timeout, size_t max_answer) {
   UpstreamReply reply;
   auto client = pool.acquire();
   client->set_read_timeout(timeout);
@@ -207,10 +207,26 @@ UpstreamReply send_buffered(ClientPool& pool, UpstreamRequest request,
   req.headers = std::move(request.headers);
   req.body = std::move(request.body);
   req.set_header("Content-Type", "application/json");
+  std::string body;
+  bool too_big = false;
+  req.content_receiver = [&](const char* data, size_t size, uint64_t, uint64_t) {
+    if (body.size() + size > max_answer) {
+      too_big = true;
+      return false;
+    }
+    body.append(data, size);
+    return true;
+  };
   httplib::Response res;
   httplib::Error error = httplib::Error::Success;
   const auto started = std::chrono::steady_clock::now();
   const bool sent = client->send(req, res, error);
+  if (too_big) {
+    reply.outcome = Outcome::malformed;
+    reply.detail =
+        "answer larger than server.max_answer_size (" + std::to_string(max_answer / 1024) + " KiB)";
+    return reply;
+  }
   if (!sent) {
     const bool timed_out = std::chrono::steady_clock::now() - started >= timeout * 95 / 100;
     reply.outcome = outcome_from(error, timed_out);
@@ -221,7 +237,7 @@ UpstreamReply send_buffered(ClientPool& pool, UpstreamRequest request,
   reply.outcome = outcome_from(res.status);
   reply.detail = "HTTP " + std::to_string(res.status);
   reply.headers = std::move(res.headers);
-  reply.body = std::move(res.body);
+  reply.body = std::move(body);
   pool.release(std::move(client));
   return reply;
 }

@@ -117,6 +117,11 @@ struct ListenAddress {
 struct ServerConfig {
   int worker_threads = 512;
   int64_t max_body_size = 8 * 1024 * 1024;
+  // The largest whole (not streamed) answer read from an upstream; a bigger one is a failed
+  // attempt, so a hostile or broken upstream cannot make modelmux buffer without limit.
+  int64_t max_answer_size = 64 * 1024 * 1024;
+  // Longest silence while reading a client's request line, headers or body.
+  Millis read_timeout = std::chrono::seconds(30);
   Millis request_timeout = std::chrono::minutes(10);
 };
 

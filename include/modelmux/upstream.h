@@ -94,9 +94,13 @@ struct UpstreamReply {
   std::string detail; // for the attempt list: "connection refused", "HTTP 503"
 };
 
-// Sends request (its body is moved out, not copied) and reads the whole answer.
+// Sends request (its body is moved out, not copied) and reads the whole answer. An answer over
+// max_answer bytes is not read further: the attempt fails as malformed and the connection is
+// dropped, never reused.
+inline constexpr size_t k_default_max_answer = 64 * 1024 * 1024;
 UpstreamReply send_buffered(ClientPool& pool, UpstreamRequest request,
-                            std::chrono::milliseconds timeout);
+                            std::chrono::milliseconds timeout,
+                            size_t max_answer = k_default_max_answer);
 
 // Wakes one waiter when any of several streams changes (a head, data, an end), so a request can
 // race two upstreams without polling.
