@@ -623,7 +623,10 @@ bool valid_base_url(std::string_view url) {
   } else {
     return false;
   }
-  return !rest.empty() && rest.front() != '/' && rest.find_first_of(" ?#") == std::string::npos;
+  // No user:password@ either: credentials belong in api_keys, which are never printed.
+  const std::string_view authority = rest.substr(0, rest.find('/'));
+  return !rest.empty() && rest.front() != '/' && rest.find_first_of(" ?#") == std::string::npos &&
+         authority.find('@') == std::string_view::npos;
 }
 
 void read_price(Loader& l, const YAML::Node& n, const std::string& path,
@@ -700,7 +703,9 @@ bool read_endpoint_key(Loader& l, const std::string& key, const YAML::Node& v, c
   } else if (key == "base_url" || key == "endpoint") {
     if (auto s = l.string(v, p)) {
       if (!valid_base_url(*s)) {
-        l.fail(v, p, "expected an http:// or https:// URL such as http://127.0.0.1:8000/v1");
+        l.fail(v, p,
+               "expected an http:// or https:// URL such as http://127.0.0.1:8000/v1, with no "
+               "query and no credentials (keys go in api_keys)");
       } else {
         e.base_url = *s;
         while (!e.base_url.empty() && e.base_url.back() == '/') {

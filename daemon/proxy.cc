@@ -632,8 +632,11 @@ private:
         return Try::failed;
       }
       reply.body = std::move(answer.value());
-    } else if (translate && reply.outcome == Outcome::http_4xx) {
-      reply.body = translate_error_body(reply.body, reply.status, m_protocol);
+    } else if (reply.outcome == Outcome::http_4xx) {
+      redact_credentials(reply.body, step.target->endpoint);
+      if (translate) {
+        reply.body = translate_error_body(reply.body, reply.status, m_protocol);
+      }
     }
     record(step, reply.outcome, reply.detail);
     if (reply.outcome != Outcome::ok && reply.outcome != Outcome::http_4xx) {
@@ -926,6 +929,7 @@ private:
     if (outcome != Outcome::http_4xx) {
       return false;
     }
+    redact_credentials(body, step.target->endpoint);
     const bool translate = upstream != m_protocol;
     m_res.status = status;
     m_res.set_content(translate ? translate_error_body(body, status, m_protocol) : std::move(body),

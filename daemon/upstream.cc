@@ -196,6 +196,19 @@ void ClientPool::release(std::unique_ptr<httplib::Client> client) {
   m_free.enqueue(std::move(client));
 }
 
+void redact_credentials(std::string& text, const EndpointSettings& endpoint) {
+  constexpr std::string_view k_redacted = "[redacted]";
+  for (const auto& key : endpoint.api_keys) {
+    if (key.value.empty()) {
+      continue;
+    }
+    for (size_t at = text.find(key.value); at != std::string::npos;
+         at = text.find(key.value, at + k_redacted.size())) {
+      text.replace(at, key.value.size(), k_redacted);
+    }
+  }
+}
+
 UpstreamReply send_buffered(ClientPool& pool, UpstreamRequest request,
                             std::chrono::milliseconds timeout, size_t max_answer) {
   UpstreamReply reply;

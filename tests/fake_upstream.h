@@ -181,6 +181,7 @@ public:
   ~TestDaemon() {
     m_server->stop();
     m_thread.join();
+    expect_no_secret_logged();
   }
 
   httplib::Client client() const {
@@ -197,6 +198,32 @@ public:
   }
 
 private:
+  // Every test that runs a daemon also checks that no key of its config reached a log line.
+  // Keys shorter than 8 characters are skipped: they would match ordinary words.
+  void expect_no_secret_logged() {
+    std::vector<std::string> secrets;
+    const auto snapshot = m_app->snapshot();
+    const Config& c = *snapshot->config;
+    for (const auto& k : c.auth.client_keys) {
+      secrets.push_back(k.value);
+    }
+    if (c.auth.admin_key) {
+      secrets.push_back(c.auth.admin_key->value);
+    }
+    for (const auto& t : snapshot->registry->targets()) {
+      for (const auto& k : t.endpoint.api_keys) {
+        secrets.push_back(k.value);
+      }
+    }
+    for (const auto& line : log_lines()) {
+      for (const auto& secret : secrets) {
+        if (secret.size() >= 8) {
+          CHECK_MESSAGE(line.find(secret) == std::string::npos, "a key was logged: " << line);
+        }
+      }
+    }
+  }
+
   std::mutex m_log_mutex;
   std::vector<std::string> m_lines;
   Log m_log;

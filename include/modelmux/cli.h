@@ -1,5 +1,6 @@
 // The command line: argument parsing, help texts, and the commands that do not serve
-// (check, route, health, report, status, version). `serve` is the daemon itself and lives in main.cc.
+// (check, route, health, report, status, version). `serve` is the daemon itself and lives in
+// main.cc.
 #pragma once
 
 #include "modelmux/result.h"

@@ -94,6 +94,11 @@ struct UpstreamReply {
   std::string detail; // for the attempt list: "connection refused", "HTTP 503"
 };
 
+// Replaces every credential of endpoint found in text with "[redacted]": an upstream's error
+// body may quote the key it was sent ("Incorrect API key provided: sk-..."), and modelmux
+// returns 4xx bodies to its clients.
+void redact_credentials(std::string& text, const EndpointSettings& endpoint);
+
 // Sends request (its body is moved out, not copied) and reads the whole answer. An answer over
 // max_answer bytes is not read further: the attempt fails as malformed and the connection is
 // dropped, never reused.
