@@ -754,6 +754,14 @@ simdjson::error_code parse_response(std::string_view body, object& out) {
 
 // ---- usage and stop reasons ----
 
+// A count an upstream reports, kept within what one request can use: never negative, and at
+// most a billion, so sums and costs (tokens x micro-dollars per 1M) stay far inside 64 bits
+// whatever a broken or hostile upstream sends.
+int64_t sane_count(int64_t n) {
+  constexpr int64_t k_max_tokens = 1'000'000'000;
+  return std::clamp<int64_t>(n, 0, k_max_tokens);
+}
+
 void read_openai_usage(const object& usage, TokenUsage& out) {
   const int64_t prompt = int_of(usage, "prompt_tokens", -1);
   const int64_t completion = int_of(usage, "completion_tokens", -1);
@@ -764,10 +772,10 @@ void read_openai_usage(const object& usage, TokenUsage& out) {
   if (const auto details = object_of(usage, "prompt_tokens_details")) {
     cached = int_of(*details, "cached_tokens");
   }
-  out.cache_read_tokens = std::max<int64_t>(0, cached);
+  out.cache_read_tokens = sane_count(cached);
   out.cache_write_tokens = 0;
-  out.input_tokens = std::max<int64_t>(0, std::max<int64_t>(prompt, 0) - out.cache_read_tokens);
-  out.output_tokens = std::max<int64_t>(completion, 0);
+  out.input_tokens = std::max<int64_t>(0, sane_count(prompt) - out.cache_read_tokens);
+  out.output_tokens = sane_count(completion);
   out.reported = true;
 }
 
@@ -776,7 +784,7 @@ void read_anthropic_usage(const object& usage, TokenUsage& out) {
   auto take = [&](std::string_view key, int64_t& into) {
     int64_t n = 0;
     if (!usage[key].get(n)) {
-      into = n;
+      into = sane_count(n);
       any = true;
     }
   };

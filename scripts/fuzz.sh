@@ -4,6 +4,8 @@
 # the executions, the coverage reached (libFuzzer's cov: edges and ft: features) and the corpus
 # size. A crash fails the script and leaves its input in build-fuzz/findings/<target>/; turn it
 # into a regression test (tests/fuzz_regressions_test.cc) once fixed.
+# FUZZ_SEED (default 1) makes a CI run repeatable; FUZZ_SEED=0 lets libFuzzer pick one, for
+# longer runs by hand.
 # Usage: scripts/fuzz.sh [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,7 +61,7 @@ run_one() {
   local t=$1
   mkdir -p "$build/findings/$t"
   "$build/fuzz/fuzz_$t" "$build/corpus/$t" -max_total_time="$seconds" -rss_limit_mb=2048 \
-    -max_len=65536 -print_final_stats=1 -artifact_prefix="$build/findings/$t/" \
+    -max_len=65536 -seed="${FUZZ_SEED:-1}" -print_final_stats=1 -artifact_prefix="$build/findings/$t/" \
     >"$build/logs/$t.log" 2>&1
 }
 failed=0

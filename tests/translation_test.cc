@@ -557,3 +557,29 @@ TEST_CASE("an OpenAI upstream that ignores include_usage still gives Anthropic c
 }
 
 } // namespace modelmux
+
+// Found by fuzz_translate_response: an upstream could report negative token counts (a negative
+// cost in the usage log), or counts whose sums and costs overflow 64 bits.
+TEST_CASE("reported token counts are kept between zero and a billion, whatever the upstream says") {
+  modelmux::TokenUsage anthropic;
+  REQUIRE(modelmux::anthropic_response_to_openai(
+      R"({"id":"m","type":"message","role":"assistant","model":"c","content":[],)"
+      R"("stop_reason":"end_turn","usage":{"input_tokens":-5,"output_tokens":9223372036854775807,)"
+      R"("cache_read_input_tokens":-1,"cache_creation_input_tokens":7}})",
+      1, &anthropic));
+  CHECK(anthropic.reported);
+  CHECK(anthropic.input_tokens == 0);
+  CHECK(anthropic.output_tokens == 1'000'000'000);
+  CHECK(anthropic.cache_read_tokens == 0);
+  CHECK(anthropic.cache_write_tokens == 7);
+  modelmux::TokenUsage openai;
+  REQUIRE(modelmux::openai_response_to_anthropic(
+      R"({"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,)"
+      R"("message":{"role":"assistant","content":"x"},"finish_reason":"stop"}],)"
+      R"("usage":{"prompt_tokens":-40,"completion_tokens":5,)"
+      R"("prompt_tokens_details":{"cached_tokens":-3}}})",
+      &openai));
+  CHECK(openai.input_tokens == 0);
+  CHECK(openai.cache_read_tokens == 0);
+  CHECK(openai.output_tokens == 5);
+}
