@@ -6,15 +6,18 @@
 #include "modelmux/app.h"
 #include "modelmux/server.h"
 
+#include <arpa/inet.h>
 #include <condition_variable>
 #include <doctest/doctest.h>
 #include <functional>
 #include <httplib.h>
 #include <mutex>
+#include <netinet/in.h>
 #include <simdjson.h>
 #include <string>
 #include <sys/socket.h>
 #include <thread>
+#include <unistd.h>
 #include <vector>
 
 namespace modelmux::testing {
@@ -147,6 +150,48 @@ inline int dead_port() {
   return port;
 }
 
+// An upstream on a raw socket, for faults no HTTP library would produce: each accepted
+// connection goes to on_connection, then is closed.
+class RawUpstream {
+public:
+  explicit RawUpstream(std::function<void(int fd)> on_connection)
+      : m_on_connection(std::move(on_connection)) {
+    m_fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(m_fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    REQUIRE(::listen(m_fd, 64) == 0);
+    socklen_t len = sizeof addr;
+    ::getsockname(m_fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    m_port = ntohs(addr.sin_port);
+    m_thread = std::thread([this] {
+      for (;;) {
+        const int c = ::accept(m_fd, nullptr, nullptr);
+        if (c < 0) {
+          return; // the listening socket was shut down
+        }
+        m_on_connection(c);
+        ::close(c);
+      }
+    });
+  }
+  RawUpstream(const RawUpstream&) = delete; // its thread holds this
+  RawUpstream& operator=(const RawUpstream&) = delete;
+  ~RawUpstream() {
+    ::shutdown(m_fd, SHUT_RDWR);
+    ::close(m_fd);
+    m_thread.join();
+  }
+  std::string base_url() const { return "http://127.0.0.1:" + std::to_string(m_port) + "/v1"; }
+
+private:
+  std::function<void(int)> m_on_connection;
+  int m_fd = -1;
+  int m_port = 0;
+  std::thread m_thread;
+};
+
 // A snapshot of a config given as YAML text, with no environment variables set; fails the test
 // on any config error.
 inline std::shared_ptr<const Snapshot> load_test_snapshot(const std::string& yaml) {
@@ -252,6 +297,19 @@ inline std::string fill(std::string text,
 inline const char* k_chat_completion =
     R"({"id":"c","object":"chat.completion","created":1,"model":"m","choices":[)"
     R"({"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}]})";
+
+// A whole stream, as an OpenAI-compatible upstream answers one.
+inline const char* k_stream = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"ok\"},"
+                              "\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n";
+
+// A fake that answers streams with k_stream and the rest with k_chat_completion.
+inline FakeUpstream::Handler good_handler() {
+  return [](const httplib::Request& req, httplib::Response& res) {
+    const bool stream = req.body.find("\"stream\":true") != std::string::npos;
+    res.set_content(stream ? k_stream : k_chat_completion,
+                    stream ? "text/event-stream" : "application/json");
+  };
+}
 
 inline std::string chat_body(std::string_view model, bool stream = false) {
   return std::string(R"({"model":")") + std::string(model) + R"(","stream":)" +

@@ -12,18 +12,6 @@ using namespace modelmux::testing;
 
 namespace {
 
-const char* k_stream = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"ok\"},"
-                       "\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n";
-
-// A fake that answers streams with k_stream and the rest with k_chat_completion.
-FakeUpstream::Handler good_handler() {
-  return [](const httplib::Request& req, httplib::Response& res) {
-    const bool stream = req.body.find("\"stream\":true") != std::string::npos;
-    res.set_content(stream ? k_stream : k_chat_completion,
-                    stream ? "text/event-stream" : "application/json");
-  };
-}
-
 std::string chain(const FakeUpstream& faulty, const FakeUpstream& good) {
   return fill(R"(
 custom_models:
@@ -54,49 +42,19 @@ void expect_fallback_and_alone(TestDaemon& d, int alone_status, const std::strin
 
 // A server that reads each request and resets the connection (SO_LINGER 0), as a crashing
 // model server or a dropping proxy does.
-class ResettingServer {
-public:
-  ResettingServer() {
-    m_fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(m_fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    REQUIRE(::listen(m_fd, 64) == 0);
-    socklen_t len = sizeof addr;
-    ::getsockname(m_fd, reinterpret_cast<sockaddr*>(&addr), &len);
-    m_port = ntohs(addr.sin_port);
-    m_thread = std::thread([this] {
-      for (;;) {
-        const int c = ::accept(m_fd, nullptr, nullptr);
-        if (c < 0) {
-          return; // the listening socket was shut down
-        }
-        char buf[4096];
-        (void)::recv(c, buf, sizeof buf, 0);
-        linger hard{1, 0};
-        ::setsockopt(c, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
-        ::close(c);
-      }
-    });
-  }
-  ~ResettingServer() {
-    ::shutdown(m_fd, SHUT_RDWR);
-    ::close(m_fd);
-    m_thread.join();
-  }
-  std::string base_url() const { return "http://127.0.0.1:" + std::to_string(m_port) + "/v1"; }
-
-private:
-  int m_fd = -1;
-  int m_port = 0;
-  std::thread m_thread;
-};
+RawUpstream resetting_server() {
+  return RawUpstream([](int c) {
+    char buf[4096];
+    (void)::recv(c, buf, sizeof buf, 0);
+    linger hard{1, 0};
+    ::setsockopt(c, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
+  });
+}
 
 } // namespace
 
 TEST_CASE("an upstream that resets the connection before answering is invisible but for attempts") {
-  ResettingServer resetting;
+  RawUpstream resetting = resetting_server();
   FakeUpstream good(good_handler());
   TestDaemon d(fill(R"(
 custom_models:

@@ -23,17 +23,6 @@ using namespace modelmux::testing;
 
 namespace {
 
-const char* k_stream = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"ok\"},"
-                       "\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n";
-
-FakeUpstream::Handler good_handler() {
-  return [](const httplib::Request& req, httplib::Response& res) {
-    const bool stream = req.body.find("\"stream\":true") != std::string::npos;
-    res.set_content(stream ? k_stream : k_chat_completion,
-                    stream ? "text/event-stream" : "application/json");
-  };
-}
-
 // ---- raw client sockets ----
 
 int connect_to(int port) {
@@ -142,47 +131,13 @@ bool read_request(int fd) {
 }
 
 // An upstream that answers every request with the same scripted bytes, then closes.
-class ScriptedUpstream {
-public:
-  explicit ScriptedUpstream(std::string reply) : m_reply(std::move(reply)) {
-    m_fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(m_fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    REQUIRE(::listen(m_fd, 64) == 0);
-    socklen_t len = sizeof addr;
-    ::getsockname(m_fd, reinterpret_cast<sockaddr*>(&addr), &len);
-    m_port = ntohs(addr.sin_port);
-    m_thread = std::thread([this] {
-      for (;;) {
-        const int c = ::accept(m_fd, nullptr, nullptr);
-        if (c < 0) {
-          return;
-        }
-        if (read_request(c)) {
-          ++m_requests;
-          send_all(c, m_reply);
-        }
-        ::close(c);
-      }
-    });
-  }
-  ~ScriptedUpstream() {
-    ::shutdown(m_fd, SHUT_RDWR);
-    ::close(m_fd);
-    m_thread.join();
-  }
-  std::string base_url() const { return "http://127.0.0.1:" + std::to_string(m_port) + "/v1"; }
-  int requests() const { return m_requests; }
-
-private:
-  std::string m_reply;
-  int m_fd = -1;
-  int m_port = 0;
-  std::atomic<int> m_requests{0};
-  std::thread m_thread;
-};
+RawUpstream scripted_upstream(std::string reply) {
+  return RawUpstream([reply = std::move(reply)](int c) {
+    if (read_request(c)) {
+      send_all(c, reply);
+    }
+  });
+}
 
 // A chain where the hostile target falls back to a good one, and the same target alone.
 std::string chain(const std::string& hostile_url, const FakeUpstream& good,
@@ -501,16 +456,17 @@ TEST_CASE("an endless stream is ended by request_timeout with an error event, ne
 }
 
 TEST_CASE("broken chunked encoding from an upstream is a failed attempt") {
-  ScriptedUpstream broken("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                          "Transfer-Encoding: chunked\r\n\r\nZZZ\r\n{\"id\":\r\n0\r\n\r\n");
+  RawUpstream broken =
+      scripted_upstream("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                        "Transfer-Encoding: chunked\r\n\r\nZZZ\r\n{\"id\":\r\n0\r\n\r\n");
   FakeUpstream good(good_handler());
   TestDaemon d(chain(broken.base_url(), good));
   expect_failed_attempt(d, "custom:alone reset");
 }
 
 TEST_CASE("headers without the body they announce are a failed attempt") {
-  ScriptedUpstream cut("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                       "Content-Length: 500\r\n\r\n{\"id\":\"c\"");
+  RawUpstream cut = scripted_upstream("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                      "Content-Length: 500\r\n\r\n{\"id\":\"c\"");
   FakeUpstream good(good_handler());
   TestDaemon d(chain(cut.base_url(), good));
   expect_failed_attempt(d, "custom:alone reset");
