@@ -3,7 +3,7 @@
 // 404 for an unknown model in both SDKs' error classes. Then across the protocols: each SDK
 // against a fake upstream of the other protocol (fakes.mjs), streamed and not, with a system
 // prompt, two parallel tool calls whose streamed arguments must reassemble to JSON, and usage.
-import { spawn } from "node:child_process";
+import { startDaemon } from "./modelmux_daemon.mjs";
 import { startFakes } from "./fakes.mjs";
 import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -36,26 +36,7 @@ aliases:
 `,
 );
 
-function startDaemon() {
-  return new Promise((resolve, reject) => {
-    const child = spawn(binary, ["serve", "-c", config], { stdio: ["ignore", "ignore", "pipe"] });
-    let log = "";
-    const timer = setTimeout(() => reject(new Error("modelmux did not start:\n" + log)), 10000);
-    child.stderr.on("data", (d) => {
-      log += d.toString();
-      const m = log.match(/event=listening address=127\.0\.0\.1:(\d+)/);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ child, port: Number(m[1]) });
-      }
-    });
-    child.on("exit", (code) => reject(new Error(`modelmux exited with ${code}:\n${log}`)));
-  });
-}
-
-const { child, port } = await startDaemon();
-// However this script ends (a crash included), the daemon it started ends with it.
-process.on("exit", () => child.kill("SIGKILL"));
+const { child, port } = await startDaemon(binary, config);
 const baseURL = `http://127.0.0.1:${port}/v1`;
 const openai = new OpenAI({ baseURL, apiKey: "not-needed", maxRetries: 0 });
 const anthropic = new Anthropic({ baseURL: `http://127.0.0.1:${port}`, apiKey: "not-needed", maxRetries: 0 });

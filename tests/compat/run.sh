@@ -6,7 +6,7 @@ binary=$(realpath "$1")
 workdir=$2
 here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$workdir"
-cp "$here/package.json" "$here"/*.mjs "$workdir/"
+cp "$here/package.json" "$here"/*.mjs "$here/../modelmux_daemon.mjs" "$workdir/"
 cd "$workdir"
 if [ ! -d node_modules/openai ] || [ ! -d node_modules/@anthropic-ai/sdk ]; then
   npm install --no-audit --no-fund --loglevel=error >/dev/null

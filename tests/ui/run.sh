@@ -12,7 +12,7 @@ if [ ! -x /usr/bin/chromium ]; then
   exit 1
 fi
 mkdir -p "$workdir"
-cp "$here/package.json" "$here"/*.mjs "$workdir/"
+cp "$here/package.json" "$here"/*.mjs "$here/../modelmux_daemon.mjs" "$workdir/"
 cd "$workdir"
 if [ ! -d node_modules/playwright-core ]; then
   npm install --no-audit --no-fund --loglevel=error >/dev/null

@@ -4,7 +4,7 @@
 // targets, the failing one, traffic, and the month's spend and savings, and update as traffic
 // arrives; it must make no request anywhere but the daemon, and fit a phone's width.
 // Usage: node status_page.mjs MODELMUX_BINARY WORKDIR (the screenshot goes to WORKDIR).
-import { spawn } from "node:child_process";
+import { startDaemon } from "./modelmux_daemon.mjs";
 import { createServer } from "node:http";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -81,25 +81,7 @@ health:
 budget: {monthly_usd: 50}
 `);
 
-function startDaemon() {
-  return new Promise((resolve, reject) => {
-    const child = spawn(binary, ["serve", "-c", config], { stdio: ["ignore", "ignore", "pipe"] });
-    let log = "";
-    const timer = setTimeout(() => reject(new Error("modelmux did not start:\n" + log)), 10000);
-    child.stderr.on("data", (d) => {
-      log += d.toString();
-      const m = log.match(/event=listening address=127\.0\.0\.1:(\d+)/);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ child, port: Number(m[1]) });
-      }
-    });
-    child.on("exit", (code) => reject(new Error(`modelmux exited with ${code}:\n${log}`)));
-  });
-}
-
-const { child, port } = await startDaemon();
-process.on("exit", () => child.kill("SIGKILL"));
+const { child, port } = await startDaemon(binary, config);
 const origin = `http://127.0.0.1:${port}`;
 
 async function chat(model) {
