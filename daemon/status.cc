@@ -21,21 +21,6 @@ const Target* target_of_record(const Registry& registry, std::string_view record
   return registry.provider(record_target.substr(0, record_target.find(':')));
 }
 
-void RecentValues::add(double v) {
-  if (m_values.size() < k_capacity) {
-    m_values.push_back(static_cast<float>(v));
-  } else {
-    m_values[m_next] = static_cast<float>(v);
-    m_next = (m_next + 1) % k_capacity;
-  }
-}
-
-std::array<double, 3> RecentValues::p50_p95_p99() const {
-  std::vector<float> sorted = m_values;
-  std::sort(sorted.begin(), sorted.end());
-  return {nearest_rank(sorted, 50), nearest_rank(sorted, 95), nearest_rank(sorted, 99)};
-}
-
 namespace {
 
 // The slot of ring for time index, emptied first when it still holds an older time.
@@ -59,7 +44,6 @@ void TrafficHistory::add(const UsageRecord& record, const Registry& registry) {
     ++b->requests;
     b->failed += ok ? 0 : 1;
     b->cost_micros += record.cost_micros;
-    b->reference_cost_micros += record.reference_cost_micros;
   }
   auto attempt = [&](std::string_view record_target, bool succeeded) -> TargetTraffic* {
     const Target* t = target_of_record(registry, record_target);

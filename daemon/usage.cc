@@ -263,12 +263,7 @@ void UsageStats::add(const UsageRecord& r) {
   m_days[rfc3339_utc(r.ts_ms).substr(0, 10)][r.model].add(r);
   m_all.add(r);
   m_latency_sum_ms += r.latency_ms;
-  if (m_latencies.size() < k_latency_window) {
-    m_latencies.push_back(static_cast<float>(r.latency_ms));
-  } else {
-    m_latencies[m_latency_next] = static_cast<float>(r.latency_ms);
-    m_latency_next = (m_latency_next + 1) % k_latency_window;
-  }
+  m_latencies.add(r.latency_ms);
 }
 
 namespace {
@@ -286,6 +281,21 @@ std::string dollars(int64_t micros) {
 
 } // namespace
 
+void RecentValues::add(double v) {
+  if (m_values.size() < m_capacity) {
+    m_values.push_back(static_cast<float>(v));
+  } else {
+    m_values[m_next] = static_cast<float>(v);
+    m_next = (m_next + 1) % m_capacity;
+  }
+}
+
+std::array<double, 3> RecentValues::p50_p95_p99() const {
+  std::vector<float> sorted = m_values;
+  std::sort(sorted.begin(), sorted.end());
+  return {nearest_rank(sorted, 50), nearest_rank(sorted, 95), nearest_rank(sorted, 99)};
+}
+
 double nearest_rank(const std::vector<float>& sorted, int p) {
   if (sorted.empty()) {
     return 0.0;
@@ -296,9 +306,7 @@ double nearest_rank(const std::vector<float>& sorted, int p) {
 
 std::string UsageStats::monitoring_json(std::string_view health_status,
                                         const std::vector<std::string>& issues) const {
-  std::vector<float> sorted = m_latencies;
-  std::sort(sorted.begin(), sorted.end());
-  auto percentile = [&](int p) { return nearest_rank(sorted, p); };
+  const auto [p50, p95, p99] = m_latencies.p50_p95_p99();
   const double average =
       m_all.requests > 0 ? m_latency_sum_ms / static_cast<double>(m_all.requests) : 0.0;
   const double success_rate = m_all.requests > 0 ? 100.0 * static_cast<double>(m_all.succeeded) /
@@ -329,9 +337,9 @@ std::string UsageStats::monitoring_json(std::string_view health_status,
   w.end_object().end_object();
   w.key("performance").begin_object();
   w.field("averageLatency", std::string_view(fixed(average, 2, "ms")));
-  w.field("p50Latency", std::string_view(fixed(percentile(50), 2, "ms")));
-  w.field("p95Latency", std::string_view(fixed(percentile(95), 2, "ms")));
-  w.field("p99Latency", std::string_view(fixed(percentile(99), 2, "ms")));
+  w.field("p50Latency", std::string_view(fixed(p50, 2, "ms")));
+  w.field("p95Latency", std::string_view(fixed(p95, 2, "ms")));
+  w.field("p99Latency", std::string_view(fixed(p99, 2, "ms")));
   w.end_object();
   w.key("costs").begin_object();
   w.field("customModelCost", std::string_view(dollars(m_all.cost_micros)));

@@ -24,21 +24,8 @@ namespace modelmux {
 // is the provider "openai". Null for a name no target of this registry carries.
 const Target* target_of_record(const Registry& registry, std::string_view record_target);
 
-// The last values of a series, oldest overwritten first, for percentiles.
-class RecentValues {
-public:
-  static constexpr size_t k_capacity = 512;
-  void add(double v);
-  // Nearest-rank percentiles of what is kept; 0 when empty.
-  std::array<double, 3> p50_p95_p99() const;
-  void append_to(std::vector<float>& out) const {
-    out.insert(out.end(), m_values.begin(), m_values.end());
-  }
-
-private:
-  std::vector<float> m_values;
-  size_t m_next = 0;
-};
+// How many recent latencies the status page's percentiles are taken over.
+inline constexpr size_t k_recent_per_target = 512;
 
 // Counts in one 10-second slot of a ring; index says which slot of time it holds.
 struct TrafficBucket {
@@ -46,7 +33,6 @@ struct TrafficBucket {
   int64_t requests = 0;
   int64_t failed = 0;
   int64_t cost_micros = 0;
-  int64_t reference_cost_micros = 0;
 };
 
 // Per registry target, since the daemon started (attempts: a failed attempt that fell back
@@ -54,8 +40,8 @@ struct TrafficBucket {
 struct TargetTraffic {
   int64_t succeeded = 0;
   int64_t failed = 0;
-  RecentValues latency_ms;
-  RecentValues ttft_ms;
+  RecentValues latency_ms{k_recent_per_target};
+  RecentValues ttft_ms{k_recent_per_target};
   std::array<TrafficBucket, 6> last_minute; // attempts, for the rate
 };
 
@@ -79,8 +65,8 @@ public:
 private:
   std::array<TrafficBucket, k_buckets> m_buckets;
   std::map<std::string, TargetTraffic> m_targets;
-  RecentValues m_latency_ms;
-  RecentValues m_ttft_ms;
+  RecentValues m_latency_ms{k_recent_per_target};
+  RecentValues m_ttft_ms{k_recent_per_target};
 };
 
 // What GET /api/status reports, gathered by the App from its parts.

@@ -6,6 +6,7 @@
 #include "modelmux/config.h"
 #include "modelmux/translate.h"
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -79,6 +80,21 @@ struct UsageTotals {
   int64_t savings_micros() const { return reference_cost_micros - cost_micros; }
 };
 
+// The last values of a series, oldest overwritten first, for percentiles.
+class RecentValues {
+public:
+  explicit RecentValues(size_t capacity) : m_capacity(capacity) {}
+  void add(double v);
+  size_t size() const { return m_values.size(); }
+  // Nearest-rank percentiles of what is kept; 0 when empty.
+  std::array<double, 3> p50_p95_p99() const;
+
+private:
+  size_t m_capacity;
+  std::vector<float> m_values;
+  size_t m_next = 0;
+};
+
 // Sums kept in memory for the usage API: per UTC day and model as requested. Not thread-safe;
 // the App guards it.
 class UsageStats {
@@ -107,8 +123,7 @@ public:
 private:
   std::map<std::string, std::map<std::string, UsageTotals>> m_days; // "YYYY-MM-DD" -> model
   UsageTotals m_all;
-  std::vector<float> m_latencies; // a ring of the most recent latencies, ms
-  size_t m_latency_next = 0;
+  RecentValues m_latencies{k_latency_window}; // ms
   double m_latency_sum_ms = 0;
 };
 
