@@ -737,6 +737,12 @@ bool read_endpoint_key(Loader& l, const std::string& key, const YAML::Node& v, c
     read_mock(l, v, p, e.mock);
   } else if (key == "params") {
     read_params(l, v, p, e.params);
+  } else if (key == "responses") {
+    if (auto b = l.boolean(v, p)) {
+      e.responses = *b;
+    }
+  } else if (key == "max_output_tokens") {
+    e.max_output_tokens = l.integer(v, p, 1, 100'000'000);
   } else {
     return false;
   }
@@ -764,9 +770,9 @@ void check_endpoint(Loader& l, const YAML::Node& n, const std::string& path,
   }
 }
 
-const std::vector<std::string> k_endpoint_keys = {"type",       "timeout",    "idle_timeout",
-                                                  "probe",      "deployment", "api_version",
-                                                  "tls_verify", "mock",       "params"};
+const std::vector<std::string> k_endpoint_keys = {
+    "type",       "timeout", "idle_timeout", "probe",     "deployment",       "api_version",
+    "tls_verify", "mock",    "params",       "responses", "max_output_tokens"};
 
 template <typename... Extra> std::vector<std::string> keys_with(Extra... extra) {
   std::vector<std::string> keys = k_endpoint_keys;
@@ -971,6 +977,9 @@ void inherit_providers(Loader& l, Config& c, const std::vector<CustomMarks>& mar
     }
     if (!m.endpoint.params.empty()) {
       e.params = m.endpoint.params;
+    }
+    if (m.endpoint.max_output_tokens) {
+      e.max_output_tokens = m.endpoint.max_output_tokens;
     }
     if (m.endpoint.mock.latency.count() != 0 || m.endpoint.mock.fail_rate != 0.0) {
       e.mock = m.endpoint.mock;

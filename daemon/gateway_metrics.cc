@@ -9,8 +9,9 @@ namespace modelmux {
 
 namespace {
 
-constexpr std::array<ApiRoute, 4> k_routes = {ApiRoute::chat_completions, ApiRoute::completions,
-                                              ApiRoute::embeddings, ApiRoute::messages};
+constexpr std::array<ApiRoute, 5> k_routes = {ApiRoute::chat_completions, ApiRoute::completions,
+                                              ApiRoute::embeddings, ApiRoute::messages,
+                                              ApiRoute::responses};
 
 template <typename Series, typename F>
 MetricFamily family_of(const Family<Series>& f, const std::string& type, F&& value) {

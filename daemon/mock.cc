@@ -168,7 +168,8 @@ MockReply embeddings_reply(const MockRequest& r) {
 
 MockReply openai_reply(const MockRequest& r, std::string_view text, int64_t in, int64_t out) {
   MockReply reply;
-  const bool chat = r.route == ApiRoute::chat_completions;
+  // A Responses request gets a chat answer, which modelmux translates as it would a chat target's.
+  const bool chat = r.route == ApiRoute::chat_completions || r.route == ApiRoute::responses;
   const std::string id = std::string(chat ? "chatcmpl-" : "cmpl-") + std::string(r.id);
   if (!r.body->stream) {
     reply.content_type = "application/json";
@@ -237,7 +238,7 @@ MockReply openai_reply(const MockRequest& r, std::string_view text, int64_t in, 
         w.field("finish_reason", "stop");
       },
       true);
-  if (r.body->include_usage) {
+  if (r.body->include_usage || r.route == ApiRoute::responses) {
     chunk([](JsonWriter&) {}, false);
   }
   reply.events.push_back(sse("[DONE]"));
@@ -301,7 +302,13 @@ std::string mock_echo_text(ApiRoute route, const element& root) {
   if (route == ApiRoute::completions) {
     return first_text(root["prompt"].value_unsafe());
   }
-  const auto messages = root["messages"];
+  if (route == ApiRoute::responses) {
+    std::string_view input;
+    if (!root["input"].get(input)) {
+      return std::string(input);
+    }
+  }
+  const auto messages = root[route == ApiRoute::responses ? "input" : "messages"];
   if (messages.error() || !messages.value_unsafe().is_array()) {
     return {};
   }

@@ -18,6 +18,9 @@ std::optional<ApiRoute> api_route_from_path(std::string_view path) {
   if (path == "/v1/embeddings") {
     return ApiRoute::embeddings;
   }
+  if (path == "/v1/responses") {
+    return ApiRoute::responses;
+  }
   return std::nullopt;
 }
 
@@ -31,11 +34,16 @@ std::string_view path_of(ApiRoute route) {
     return "/v1/embeddings";
   case ApiRoute::messages:
     return "/v1/messages";
+  case ApiRoute::responses:
+    return "/v1/responses";
   }
   return "/v1/chat/completions";
 }
 
 Protocol client_protocol(ApiRoute route) {
+  if (route == ApiRoute::responses) {
+    return Protocol::responses;
+  }
   return route == ApiRoute::messages ? Protocol::anthropic : Protocol::openai;
 }
 

@@ -6,6 +6,7 @@
 #include "modelmux/router.h"
 #include "modelmux/stream_relay.h"
 #include "modelmux/translate.h"
+#include "modelmux/translation/responses.h"
 
 #include <chrono>
 #include <random>
@@ -59,8 +60,8 @@ void log_request(Log& log, const RequestRecord& r) {
                        {"latency_ms", latency, true}});
 }
 
-// Chat and messages translate between the protocols; completions and embeddings have no
-// Anthropic counterpart.
+// Chat, messages and responses translate between the protocols; completions and embeddings
+// have no Anthropic counterpart.
 bool compatible(ApiRoute route, Protocol target) {
   if (route == ApiRoute::completions || route == ApiRoute::embeddings) {
     return target != Protocol::anthropic;
@@ -166,6 +167,11 @@ public:
     if (!policy) {
       return fail(policy.error());
     }
+    if (m_route == ApiRoute::responses) {
+      if (auto st = start_response(); !st) {
+        return fail(st.error());
+      }
+    }
     RouteOptions options;
     options.policy = policy.value();
     options.estimated_prompt_tokens = m_body->estimated_prompt_tokens;
@@ -242,7 +248,6 @@ private:
     bool done = false;
     Clock::time_point deadline;
     std::chrono::milliseconds idle{0};
-    Protocol protocol = Protocol::openai;
     std::shared_ptr<TargetHealth> health;
     std::chrono::milliseconds first_byte_latency{0};
     bool settled = false;
@@ -292,9 +297,10 @@ private:
       case UpstreamStream::Read::end:
         relay->finish(out);
         if (relay->state() == StreamRelay::State::open) {
-          out += stream_error_event(
-              protocol, make_error(ErrorKind::upstream,
-                                   "the upstream stream ended before the answer was complete"));
+          relay->write_failure(
+              make_error(ErrorKind::upstream,
+                         "the upstream stream ended before the answer was complete"),
+              out);
         }
         done = true;
         return true;
@@ -310,7 +316,8 @@ private:
     }
 
     void broke_off(httplib::DataSink& sink, const std::string& why) {
-      const auto event = stream_error_event(protocol, make_error(ErrorKind::upstream, why));
+      std::string event;
+      relay->write_failure(make_error(ErrorKind::upstream, why), event);
       sink.write(event.data(), event.size());
       done = true;
     }
@@ -342,8 +349,16 @@ private:
     finish(m_res.status);
   }
 
-  void served_by(const RouteStep& step) {
+  void served_by(const RouteStep& step, bool translated = false) {
     set_modelmux_headers(m_res, step.label, m_attempts.size());
+    if (translated && !m_responses.tools.dropped.empty()) {
+      // Hosted tools (web_search, ...) this target cannot run were left out; say which.
+      std::string names;
+      for (const auto& t : m_responses.tools.dropped) {
+        names += (names.empty() ? "" : ", ") + t;
+      }
+      m_res.set_header("x-modelmux-dropped-tools", names);
+    }
     m_record.target = step.label;
     m_served_price = step.cost;
   }
@@ -435,19 +450,40 @@ private:
     ClientHeaders client;
   };
 
+  // The wire a target gets this request in: its own protocol, or Responses for a target that
+  // speaks it (responses: true) when the client does too.
+  Protocol upstream_wire(const Target& target) const {
+    const Protocol p = target.protocol();
+    if (m_protocol == Protocol::responses && p == Protocol::openai && target.endpoint.responses) {
+      return Protocol::responses;
+    }
+    return p;
+  }
+
   // Translates or rewrites the body for step's target; nullopt (and m_refusal) when the request
   // cannot be translated for it.
   std::optional<Prepared> prepare(const RouteStep& step) {
     Prepared p;
-    p.upstream = step.target->protocol();
+    p.upstream = upstream_wire(*step.target);
     p.translate = p.upstream != m_protocol;
     p.route = m_route;
     const auto& params = step.target->endpoint.params;
-    if (p.translate) {
+    const auto limit = step.target->endpoint.max_output_tokens;
+    if (m_protocol == Protocol::responses) {
+      auto body = prepare_responses(step, p.upstream);
+      if (!body) {
+        m_refusal = body.error();
+        return std::nullopt;
+      }
+      p.body = std::move(body.value());
+      p.route = p.upstream == Protocol::anthropic ? ApiRoute::messages
+                : p.upstream == Protocol::openai  ? ApiRoute::chat_completions
+                                                  : ApiRoute::responses;
+    } else if (p.translate) {
       auto translated =
           m_protocol == Protocol::openai
-              ? openai_request_to_anthropic(m_body->root, step.upstream_model, params)
-              : anthropic_request_to_openai(m_body->root, step.upstream_model, params);
+              ? openai_request_to_anthropic(m_body->root, step.upstream_model, params, limit)
+              : anthropic_request_to_openai(m_body->root, step.upstream_model, params, limit);
       if (!translated) {
         m_refusal = translated.error();
         return std::nullopt;
@@ -458,7 +494,8 @@ private:
       const bool ask_usage =
           m_body->stream && p.upstream == Protocol::openai &&
           (m_route == ApiRoute::chat_completions || m_route == ApiRoute::completions);
-      p.body = rewrite_request_body(m_req.body, *m_body, step.upstream_model, params, ask_usage);
+      p.body =
+          rewrite_request_body(m_req.body, *m_body, step.upstream_model, params, ask_usage, limit);
     }
     // Only an Anthropic client talking to an Anthropic target has version headers to pass on;
     // every other pair skips the two case-insensitive header lookups.
@@ -468,6 +505,99 @@ private:
                       anthropic_pair ? m_req.get_header_value("anthropic-version") : std::string(),
                       anthropic_pair ? m_req.get_header_value("anthropic-beta") : std::string()};
     return p;
+  }
+
+  // The Responses request for one target: as is (but for the model, and the conversation in
+  // place of previous_response_id) to a target that speaks Responses, else translated to chat
+  // completions, and from there to Anthropic messages.
+  Result<std::string> prepare_responses(const RouteStep& step, Protocol upstream) {
+    const auto& endpoint = step.target->endpoint;
+    if (upstream == Protocol::responses) {
+      if (m_responses.previous_response_id.empty()) {
+        return rewrite_request_body(m_req.body, *m_body, step.upstream_model, endpoint.params,
+                                    false, endpoint.max_output_tokens);
+      }
+      return responses_request_with_input(m_body->root, m_input, step.upstream_model,
+                                          endpoint.max_output_tokens);
+    }
+    m_responses.tools = ResponsesTools{};
+    auto chat =
+        responses_request_to_chat(m_body->root, m_input, step.upstream_model, endpoint.params,
+                                  upstream, m_responses.tools, endpoint.max_output_tokens);
+    if (!chat || upstream != Protocol::anthropic) {
+      return chat;
+    }
+    // The chat body is modelmux's own, so it parses; its own parser keeps the request's intact.
+    m_chat_scratch = std::move(chat.value());
+    simdjson::dom::element chat_root;
+    if (m_chat_parser.parse(m_chat_scratch).get(chat_root)) {
+      return make_error(ErrorKind::internal, "the translated request did not parse");
+    }
+    return openai_request_to_anthropic(chat_root, step.upstream_model, {},
+                                       endpoint.max_output_tokens);
+  }
+
+  // A Responses request: its id, and the conversation it continues.
+  Status start_response() {
+    const auto& root = m_body->root;
+    m_responses.id = "resp_" + new_request_id();
+    m_responses.created_at = unix_seconds();
+    bool store = true;
+    if (!root["store"].get(store)) {
+      m_responses.store = store;
+    }
+    std::string_view previous;
+    if (!root["previous_response_id"].get(previous)) {
+      m_responses.previous_response_id = std::string(previous);
+    }
+    simdjson::dom::element input;
+    const bool has_input = !root["input"].get(input) && !input.is_null();
+    if (!has_input && previous.empty()) {
+      return make_error(ErrorKind::invalid_request, "'input' is required", "input");
+    }
+    const std::string items = has_input ? responses_input_items(input) : std::string();
+    if (m_responses.store) {
+      m_input_items = items;
+    }
+    if (previous.empty()) {
+      m_input = input;
+      return ok();
+    }
+    auto conversation = m_app.responses().conversation(previous, std::chrono::steady_clock::now());
+    if (!conversation) {
+      return make_error(ErrorKind::invalid_request,
+                        "previous_response_id \"" + std::string(previous) +
+                            "\" is unknown or has expired (modelmux keeps the latest responses "
+                            "whose request did not say store: false)",
+                        "previous_response_id");
+    }
+    std::string& all = *conversation;
+    all.pop_back(); // "]"
+    if (!items.empty()) {
+      all += all.size() > 1 ? "," : "";
+      all += items;
+    }
+    all.push_back(']');
+    m_conversation = std::move(all);
+    if (m_conversation_parser.parse(m_conversation).get(m_input)) {
+      return make_error(ErrorKind::internal, "a stored conversation did not parse");
+    }
+    return ok();
+  }
+
+  // Keeps a served response for previous_response_id, unless its request said store: false.
+  static void keep_response(App& app, const ResponsesContext& context, std::string_view id,
+                            const std::string& input_items, std::string_view output_items) {
+    if (!context.store || id.empty()) {
+      return;
+    }
+    std::string items = input_items;
+    if (!items.empty() && !output_items.empty()) {
+      items.push_back(',');
+    }
+    items += output_items;
+    app.responses().put(std::string(id), context.previous_response_id, std::move(items),
+                        std::chrono::steady_clock::now());
   }
 
   bool attempt(const RouteStep& step) {
@@ -493,9 +623,8 @@ private:
                                             m_body->stream, prepared->client, *key);
       m_attempt_started = Clock::now();
       const Try result =
-          m_body->stream
-              ? try_stream(step, std::move(request), prepared->upstream, health, *key)
-              : try_buffered(step, std::move(request), prepared->translate, health, *key);
+          m_body->stream ? try_stream(step, std::move(request), prepared->upstream, health, *key)
+                         : try_buffered(step, std::move(request), prepared->upstream, health, *key);
       if (result != Try::rate_limited) {
         return result == Try::served;
       }
@@ -603,7 +732,7 @@ private:
     health.cool_key(key, Clock::now() + wait);
   }
 
-  Try try_buffered(const RouteStep& step, UpstreamRequest request, bool translate,
+  Try try_buffered(const RouteStep& step, UpstreamRequest request, Protocol upstream,
                    TargetHealth& health, size_t key) {
     const auto timeout =
         std::min(step.target->timeout,
@@ -614,16 +743,35 @@ private:
       cool_down(health, key, reply.headers);
       return Try::rate_limited;
     }
-    return serve_buffered(step, std::move(reply), translate);
+    return serve_buffered(step, std::move(reply), upstream);
+  }
+
+  // A whole answer from upstream in the client's protocol; usage receives its tokens, and a
+  // Responses answer's output items are kept for the conversation store.
+  Result<std::string> translate_answer(Protocol upstream, std::string_view body,
+                                       TokenUsage& usage) {
+    if (m_protocol == Protocol::openai) {
+      return anthropic_response_to_openai(body, unix_seconds(), &usage);
+    }
+    if (m_protocol == Protocol::anthropic) {
+      return openai_response_to_anthropic(body, &usage);
+    }
+    if (upstream == Protocol::anthropic) {
+      auto chat = anthropic_response_to_openai(body, unix_seconds(), &usage);
+      if (!chat) {
+        return chat;
+      }
+      return chat_answer_to_responses(chat.value(), m_responses, nullptr, &m_output_items);
+    }
+    return chat_answer_to_responses(body, m_responses, &usage, &m_output_items);
   }
 
   // A whole answer: translated if it must be, then to the client, or a failed attempt.
-  Try serve_buffered(const RouteStep& step, UpstreamReply reply, bool translate) {
+  Try serve_buffered(const RouteStep& step, UpstreamReply reply, Protocol upstream) {
+    const bool translate = upstream != m_protocol;
     if (translate && reply.outcome == Outcome::ok) {
       TokenUsage usage;
-      auto answer = m_protocol == Protocol::openai
-                        ? anthropic_response_to_openai(reply.body, unix_seconds(), &usage)
-                        : openai_response_to_anthropic(reply.body, &usage);
+      auto answer = translate_answer(upstream, reply.body, usage);
       if (usage.reported) {
         m_answer_usage = usage;
       }
@@ -632,6 +780,18 @@ private:
         return Try::failed;
       }
       reply.body = std::move(answer.value());
+    } else if (reply.outcome == Outcome::ok && m_protocol == Protocol::responses) {
+      // A target that speaks Responses: its answer goes as is, read for usage and the store.
+      auto answer = read_responses_answer(reply.body);
+      if (!answer) {
+        record(step, Outcome::malformed, answer.error().message);
+        return Try::failed;
+      }
+      if (answer->usage.reported) {
+        m_answer_usage = answer->usage;
+      }
+      m_output_items = std::move(answer->output_items);
+      m_stored_id = std::move(answer->id);
     } else if (reply.outcome == Outcome::http_4xx) {
       redact_credentials(reply.body, step.target->endpoint);
       if (translate) {
@@ -646,8 +806,12 @@ private:
     m_res.status = reply.status;
     m_res.set_content(std::move(reply.body),
                       translate ? "application/json" : content_type_of(reply.headers, false));
-    served_by(step);
+    served_by(step, translate);
     finish(reply.status);
+    if (m_protocol == Protocol::responses && reply.status == 200) {
+      keep_response(m_app, m_responses, translate ? std::string_view(m_responses.id) : m_stored_id,
+                    m_input_items, m_output_items);
+    }
     return Try::served;
   }
 
@@ -658,6 +822,17 @@ private:
     }
     const bool fail = mock.fail_rate > 0.0 && std::uniform_real_distribution<double>(0.0, 1.0)(
                                                   thread_rng()) < mock.fail_rate;
+    if (m_protocol == Protocol::responses) {
+      // The mock answers in chat completions, translated like a chat target's answer; the
+      // request is checked as it would be for one.
+      m_responses.tools = ResponsesTools{};
+      auto checked = responses_request_to_chat(m_body->root, m_input, step.upstream_model, {},
+                                               Protocol::openai, m_responses.tools);
+      if (!checked) {
+        m_refusal = checked.error();
+        return false;
+      }
+    }
     const std::string id = new_request_id().substr(0, 24);
     MockRequest request{m_route,
                         m_body,
@@ -674,10 +849,20 @@ private:
       return false;
     }
     m_res.status = 200;
-    served_by(step);
+    const bool responses = m_protocol == Protocol::responses;
+    served_by(step, responses);
     if (reply.events.empty()) {
+      if (responses) {
+        TokenUsage tokens;
+        auto answer = chat_answer_to_responses(reply.body, m_responses, &tokens, &m_output_items);
+        reply.body = answer ? std::move(answer.value()) : std::string();
+        m_answer_usage = tokens;
+      }
       m_res.set_content(std::move(reply.body), reply.content_type);
       finish(200);
+      if (responses) {
+        keep_response(m_app, m_responses, m_responses.id, m_input_items, m_output_items);
+      }
       return true;
     }
     m_res.set_header("Cache-Control", "no-cache");
@@ -687,11 +872,18 @@ private:
     m_record.attempts = m_attempts.size();
     auto log_record = m_record;
     App& app = m_app;
-    // The mock's events carry its usage, read the way an upstream's would be.
-    auto reader = make_stream_relay(m_protocol, m_protocol, StreamOptions{});
-    std::string ignored;
+    // The mock's events carry its usage, read the way an upstream's would be. A Responses
+    // client gets them translated from chat completions, as one write.
+    auto reader = responses ? make_responses_relay(Protocol::openai, StreamOptions{}, m_responses)
+                            : make_stream_relay(m_protocol, m_protocol, StreamOptions{});
+    std::string translated;
     for (const auto& e : *events) {
-      reader->feed(e, ignored);
+      reader->feed(e, translated);
+    }
+    reader->finish(translated);
+    if (responses) {
+      keep_response(m_app, m_responses, m_responses.id, m_input_items, reader->output_items());
+      *events = {std::move(translated)};
     }
     auto usage = usage_draft();
     complete_usage(usage, reader->usage(), m_served_price, m_snapshot.reference_price,
@@ -734,10 +926,11 @@ private:
       options.estimated_input_tokens = m_body->estimated_prompt_tokens;
       c.relay = std::make_shared<RelayState>();
       c.relay->stream = c.stream;
-      c.relay->relay = make_stream_relay(upstream, m_protocol, options);
+      c.relay->relay = m_protocol == Protocol::responses
+                           ? make_responses_relay(upstream, options, m_responses)
+                           : make_stream_relay(upstream, m_protocol, options);
       c.relay->deadline = m_deadline;
       c.relay->idle = step.target->idle_timeout;
-      c.relay->protocol = m_protocol;
     }
     return c;
   }
@@ -852,7 +1045,7 @@ private:
         std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - c.started);
     m_res.status = c.status;
     m_res.set_header("Cache-Control", "no-cache");
-    served_by(step);
+    served_by(step, c.upstream != m_protocol);
     m_record.status = c.status;
     m_record.attempts = m_attempts.size();
     observe_overhead();
@@ -863,10 +1056,19 @@ private:
     const auto estimated = estimate(0);
     const auto price = m_served_price;
     const auto reference = m_snapshot.reference_price;
+    std::shared_ptr<const ResponsesContext> responses;
+    if (m_protocol == Protocol::responses && m_responses.store) {
+      responses = std::make_shared<const ResponsesContext>(m_responses);
+    }
     m_res.set_chunked_content_provider(
         "text/event-stream", [relay](size_t, httplib::DataSink& sink) { return relay->pump(sink); },
-        [relay, &app, log_record, usage, estimated, price, reference](bool) mutable {
+        [relay, &app, log_record, usage, estimated, price, reference, responses,
+         input_items = m_input_items](bool) mutable {
           relay->stream->cancel(); // a client that left closes the upstream too
+          if (responses && relay->relay->state() == StreamRelay::State::complete) {
+            keep_response(app, *responses, relay->relay->response_id(), input_items,
+                          relay->relay->output_items());
+          }
           app.metrics().request_finished(log_record.route);
           log_request(app.log(), log_record);
           const auto& reported = relay->relay->usage();
@@ -905,7 +1107,7 @@ private:
     reply.outcome = Outcome::ok;
     reply.detail = "HTTP " + std::to_string(c.status);
     m_attempt_started = c.started;
-    return serve_buffered(*c.step, std::move(reply), c.upstream != m_protocol);
+    return serve_buffered(*c.step, std::move(reply), c.upstream);
   }
 
   Try try_stream(const RouteStep& step, UpstreamRequest request, Protocol upstream, TargetHealth&,
@@ -951,6 +1153,17 @@ private:
   std::optional<Error> m_refusal;
   std::optional<Price> m_served_price;
   std::optional<TokenUsage> m_answer_usage;
+  // A Responses request: the response being made, the input it is answered from (its own, or
+  // the conversation it continues), and what the conversation store keeps of it.
+  ResponsesContext m_responses;
+  simdjson::dom::element m_input;
+  std::string m_input_items;
+  std::string m_output_items;
+  std::string m_stored_id; // the id a target that speaks Responses gave its answer
+  std::string m_conversation;
+  simdjson::dom::parser m_conversation_parser;
+  std::string m_chat_scratch;
+  simdjson::dom::parser m_chat_parser;
   Clock::duration m_upstream_wait{0};
   bool m_inflight_handed_off = false; // a stream: the relay ends the request, later
   RequestRecord m_record;

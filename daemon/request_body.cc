@@ -86,7 +86,27 @@ const std::vector<FieldSpec>& specs_for(ApiRoute route) {
       {"dimensions", k_integer | k_null},
       {"user", k_string | k_null},
   };
+  static const std::vector<FieldSpec> responses = {
+      {"model", k_string, true},
+      {"input", k_string | k_array | k_null},
+      {"instructions", k_string | k_null},
+      {"stream", k_bool | k_null},
+      {"temperature", k_number | k_null},
+      {"top_p", k_number | k_null},
+      {"max_output_tokens", k_integer | k_null},
+      {"tools", k_array | k_null},
+      {"tool_choice", k_string | k_object | k_null},
+      {"parallel_tool_calls", k_bool | k_null},
+      {"previous_response_id", k_string | k_null},
+      {"store", k_bool | k_null},
+      {"reasoning", k_object | k_null},
+      {"text", k_object | k_null},
+      {"metadata", k_object | k_null},
+      {"user", k_string | k_null},
+  };
   switch (route) {
+  case ApiRoute::responses:
+    return responses;
   case ApiRoute::chat_completions:
     return chat;
   case ApiRoute::messages:
@@ -330,7 +350,7 @@ Result<RequestBody> parse_request_body(ApiRoute route, std::string_view body) {
       return st.error();
     }
   }
-  for (const char* key : {"messages", "system", "tools", "prompt", "input"}) {
+  for (const char* key : {"messages", "system", "tools", "prompt", "input", "instructions"}) {
     if (const auto v = root[key]; !v.error()) {
       out.estimated_prompt_tokens += estimate_tokens(v.value_unsafe());
     }
@@ -368,6 +388,14 @@ Result<RequestBody> parse_request_body(ApiRoute route, std::string_view body) {
       const std::string_view token = without_trailing_space(field.value().raw_json_token());
       out.model_begin = static_cast<size_t>(token.data() - base);
       out.model_end = out.model_begin + token.size();
+    } else if (key == "max_tokens" || key == "max_completion_tokens" ||
+               key == "max_output_tokens") {
+      int64_t value = 0;
+      if (!root[key].get(value)) {
+        const std::string_view token = without_trailing_space(field.value().raw_json_token());
+        const size_t begin = static_cast<size_t>(token.data() - base);
+        out.token_limits.push_back({value, begin, begin + token.size()});
+      }
     } else if (key == "stream_options") {
       simdjson::ondemand::value value = field.value();
       simdjson::ondemand::json_type type;
@@ -400,7 +428,8 @@ Result<RequestBody> parse_request_body(ApiRoute route, std::string_view body) {
 
 std::string rewrite_request_body(std::string_view body, const RequestBody& parsed,
                                  std::string_view upstream_model,
-                                 const std::vector<Param>& defaults, bool ask_usage) {
+                                 const std::vector<Param>& defaults, bool ask_usage,
+                                 std::optional<int64_t> max_output_tokens) {
   std::string out;
   out.reserve(body.size() + upstream_model.size() + 96);
   out.append(body.substr(0, parsed.object_start));
@@ -422,7 +451,7 @@ std::string rewrite_request_body(std::string_view body, const RequestBody& parse
     out.append(param.json);
     out.push_back(',');
   }
-  // The two splices, model and stream_options, in the order they occur in the body.
+  // The splices — model, stream_options, clamped token limits — in the order they occur.
   struct Splice {
     size_t begin;
     size_t end;
@@ -447,6 +476,13 @@ std::string rewrite_request_body(std::string_view body, const RequestBody& parse
     }
     w.field("include_usage", true).end_object();
     splices.push_back({parsed.stream_options_begin, parsed.stream_options_end, std::move(options)});
+  }
+  if (max_output_tokens) {
+    for (const auto& limit : parsed.token_limits) {
+      if (limit.value > *max_output_tokens) {
+        splices.push_back({limit.begin, limit.end, std::to_string(*max_output_tokens)});
+      }
+    }
   }
   std::sort(splices.begin(), splices.end(),
             [](const Splice& a, const Splice& b) { return a.begin < b.begin; });

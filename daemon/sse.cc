@@ -123,4 +123,16 @@ void SseParser::dispatch(SseHandler& handler) {
   m_has_data = false;
 }
 
+void append_sse(std::string& out, std::string_view event, std::string_view data) {
+  if (!event.empty()) {
+    out.append("event: ").append(event).push_back('\n');
+  }
+  // Data that came in several data lines goes out in as many.
+  for (size_t nl = data.find('\n'); nl != std::string_view::npos; nl = data.find('\n')) {
+    out.append("data: ").append(data.substr(0, nl)).push_back('\n');
+    data.remove_prefix(nl + 1);
+  }
+  out.append("data: ").append(data).append("\n\n");
+}
+
 } // namespace modelmux

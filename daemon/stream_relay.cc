@@ -2,6 +2,7 @@
 #include "modelmux/stream_relay.h"
 
 #include "modelmux/json.h"
+#include "modelmux/protocol.h"
 
 #include <vector>
 
@@ -20,18 +21,6 @@ std::string_view string_or(const object& o, std::string_view key, std::string_vi
 
 bool object_at(const object& o, std::string_view key, object& out) {
   return !o[key].get(out);
-}
-
-void append_sse(std::string& out, std::string_view event, std::string_view data) {
-  if (!event.empty()) {
-    out.append("event: ").append(event).push_back('\n');
-  }
-  // Data that came in several data lines goes out in as many.
-  for (size_t nl = data.find('\n'); nl != std::string_view::npos; nl = data.find('\n')) {
-    out.append("data: ").append(data.substr(0, nl)).push_back('\n');
-    data.remove_prefix(nl + 1);
-  }
-  out.append("data: ").append(data).append("\n\n");
 }
 
 // The message of an error event in either protocol ({"error": {"message"}}).
@@ -103,7 +92,8 @@ private:
 
 class AnthropicPassthrough final : public StreamRelay {
 public:
-  explicit AnthropicPassthrough(const StreamOptions& options) : StreamRelay(options) {}
+  explicit AnthropicPassthrough(const StreamOptions& options)
+      : StreamRelay(options, Protocol::anthropic) {}
 
 private:
   void on_data(std::string_view event, std::string_view data, std::string& out) override {
@@ -327,7 +317,8 @@ private:
 
 class OpenAiToAnthropic final : public StreamRelay {
 public:
-  explicit OpenAiToAnthropic(const StreamOptions& options) : StreamRelay(options) {}
+  explicit OpenAiToAnthropic(const StreamOptions& options)
+      : StreamRelay(options, Protocol::anthropic) {}
 
 private:
   enum class Block { none, text, thinking, tool };
@@ -582,6 +573,14 @@ void StreamRelay::on_event(std::string_view event, std::string_view data) {
 void StreamRelay::on_comment(std::string_view comment) {
   if (m_forward_comments && m_state == State::open) {
     m_out->append(":").append(comment).append("\n\n");
+  }
+}
+
+void StreamRelay::write_failure(const Error& error, std::string& out) {
+  if (m_client == Protocol::anthropic) {
+    out.append("event: error\ndata: ").append(anthropic_error_body(error)).append("\n\n");
+  } else {
+    out.append("data: ").append(openai_error_body(error)).append("\n\n");
   }
 }
 

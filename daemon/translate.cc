@@ -4,80 +4,15 @@
 // numbers) are copied as minified JSON.
 #include "modelmux/translate.h"
 
+#include "translation/dom.h"
+
 #include <algorithm>
 
 namespace modelmux {
 
 namespace {
 
-using simdjson::dom::array;
-using simdjson::dom::element;
-using simdjson::dom::object;
-using Type = simdjson::dom::element_type;
-
-std::optional<element> field_of(const object& o, std::string_view key) {
-  element e;
-  if (o[key].get(e) || e.is_null()) {
-    return std::nullopt;
-  }
-  return e;
-}
-
-std::optional<std::string_view> string_of(const object& o, std::string_view key) {
-  std::string_view s;
-  if (o[key].get(s)) {
-    return std::nullopt;
-  }
-  return s;
-}
-
-std::optional<object> object_of(const object& o, std::string_view key) {
-  object out;
-  if (o[key].get(out)) {
-    return std::nullopt;
-  }
-  return out;
-}
-
-std::optional<array> array_of(const object& o, std::string_view key) {
-  array out;
-  if (o[key].get(out)) {
-    return std::nullopt;
-  }
-  return out;
-}
-
-int64_t int_of(const object& o, std::string_view key, int64_t fallback = 0) {
-  int64_t n = 0;
-  if (o[key].get(n)) {
-    return fallback;
-  }
-  return n;
-}
-
-void write_element(JsonWriter& w, const element& e) {
-  w.raw(simdjson::minify(e));
-}
-
-Error refuse(std::string field, std::string why) {
-  return make_error(ErrorKind::invalid_request, "'" + field + "' " + why, field);
-}
-
-Error upstream_answer(std::string why) {
-  return make_error(ErrorKind::upstream, "the upstream answer " + why);
-}
-
-// A second parser for JSON held inside JSON strings (tool arguments), so reading them does not
-// invalidate the document they came from.
-struct NestedParser {
-  simdjson::dom::parser parser;
-  std::string scratch;
-};
-
-NestedParser& nested_parser() {
-  thread_local NestedParser p;
-  return p;
-}
+using namespace dom;
 
 // Tool call arguments as a JSON object text: "" means no arguments. nullopt when they are not
 // a JSON object, which Anthropic's tool_use input must be.
@@ -86,12 +21,8 @@ std::optional<std::string_view> arguments_object(std::string_view arguments) {
   if (first == std::string_view::npos) {
     return std::string_view("{}");
   }
-  auto& p = nested_parser();
-  p.scratch.reserve(arguments.size() + simdjson::SIMDJSON_PADDING);
-  p.scratch.assign(arguments);
   element e;
-  if (p.parser.parse(p.scratch.data(), p.scratch.size(), false).get(e) ||
-      e.type() != Type::OBJECT) {
+  if (parse_nested(arguments, e) || e.type() != Type::OBJECT) {
     return std::nullopt;
   }
   return arguments;
@@ -139,34 +70,50 @@ void write_tool_fields(JsonWriter& w, const object& from, std::string_view schem
   }
 }
 
-// The keys written so far, so a target's default params fill only what the request left out.
-class BodyWriter {
-public:
-  explicit BodyWriter(std::string& out) : m_w(out) { m_w.begin_object(); }
+// ---- reasoning effort <-> thinking ----
 
-  JsonWriter& key(std::string_view k) {
-    m_written.push_back(k);
-    return m_w.key(k);
+// OpenAI's reasoning_effort as an Anthropic thinking budget in tokens: 0 for none, -1 for a
+// value that is not an effort. Anthropic's smallest budget is 1024.
+int64_t thinking_budget_for(std::string_view effort) {
+  if (effort == "none") {
+    return 0;
   }
-  bool written(std::string_view k) const {
-    return std::find(m_written.begin(), m_written.end(), k) != m_written.end();
+  if (effort == "minimal" || effort == "low") {
+    return 1024;
   }
-  void defaults(const std::vector<Param>& params) {
-    for (const auto& p : params) {
-      if (!written(p.key)) {
-        key(p.key).raw(p.json);
+  if (effort == "medium") {
+    return 4096;
+  }
+  if (effort == "high" || effort == "xhigh") {
+    return 16384;
+  }
+  return -1;
+}
+
+// Anthropic's thinking (a budget, or "adaptive" with output_config.effort) as an OpenAI
+// reasoning_effort; nothing when thinking is off or the request leaves the effort to the model.
+std::optional<std::string_view> reasoning_effort_for_thinking(const object& root) {
+  const auto thinking = object_of(root, "thinking");
+  if (!thinking) {
+    return std::nullopt;
+  }
+  const std::string_view type = string_of(*thinking, "type").value_or("");
+  if (type == "enabled") {
+    const int64_t budget = int_of(*thinking, "budget_tokens");
+    return budget < 4096 ? "low" : budget < 16384 ? "medium" : "high";
+  }
+  if (type == "adaptive") {
+    if (const auto config = object_of(root, "output_config")) {
+      const std::string_view effort = string_of(*config, "effort").value_or("");
+      if (effort == "low" || effort == "medium" || effort == "high") {
+        return effort;
+      }
+      if (effort == "max") {
+        return "high";
       }
     }
   }
-  void close() { m_w.end_object(); }
-
-private:
-  JsonWriter m_w;
-  std::vector<std::string_view> m_written;
-};
-
-bool has_param(const std::vector<Param>& params, std::string_view key) {
-  return std::any_of(params.begin(), params.end(), [&](const Param& p) { return p.key == key; });
+  return std::nullopt;
 }
 
 // ---- OpenAI request -> Anthropic request ----
@@ -732,24 +679,6 @@ ErrorKind kind_for_status(int status) {
   }
 }
 
-// Responses are parsed with their own parser so the request's document stays valid for the
-// next attempt.
-struct ResponseParser {
-  simdjson::dom::parser parser;
-  std::string scratch;
-};
-
-simdjson::error_code parse_response(std::string_view body, object& out) {
-  thread_local ResponseParser p;
-  p.scratch.reserve(body.size() + simdjson::SIMDJSON_PADDING);
-  p.scratch.assign(body);
-  element root;
-  if (const auto err = p.parser.parse(p.scratch.data(), p.scratch.size(), false).get(root)) {
-    return err;
-  }
-  return root.get(out);
-}
-
 } // namespace
 
 // ---- usage and stop reasons ----
@@ -846,7 +775,8 @@ std::string_view stop_reason_for(std::string_view finish_reason) {
 
 Result<std::string> openai_request_to_anthropic(const element& request,
                                                 std::string_view upstream_model,
-                                                const std::vector<Param>& defaults) {
+                                                const std::vector<Param>& defaults,
+                                                std::optional<int64_t> max_output_tokens) {
   const object root = request.get_object().value_unsafe();
   if (auto st = refuse_openai_only_fields(root); !st) {
     return st.error();
@@ -861,7 +791,7 @@ Result<std::string> openai_request_to_anthropic(const element& request,
   // max_completion_tokens is the newer spelling of max_tokens; it wins when both are sent.
   for (const char* limit : {"max_completion_tokens", "max_tokens"}) {
     if (const auto v = field_of(root, limit); v && !body.written("max_tokens")) {
-      write_element(body.key("max_tokens"), *v);
+      write_token_limit(body.key("max_tokens"), *v, max_output_tokens);
     }
   }
   for (const char* same : {"temperature", "top_p"}) {
@@ -886,9 +816,36 @@ Result<std::string> openai_request_to_anthropic(const element& request,
   if (auto st = write_anthropic_tools(body, root); !st) {
     return st.error();
   }
+  int64_t thinking_budget = 0;
+  if (const auto effort = string_of(root, "reasoning_effort")) {
+    thinking_budget = thinking_budget_for(*effort);
+    if (thinking_budget < 0) {
+      return refuse("reasoning_effort", "must be \"none\", \"minimal\", \"low\", \"medium\" or "
+                                        "\"high\"");
+    }
+  }
   body.defaults(defaults);
   if (!body.written("max_tokens") && !has_param(defaults, "max_tokens")) {
-    body.key("max_tokens").value(k_default_anthropic_max_tokens);
+    // Anthropic counts thinking inside max_tokens: leave room for the answer after it.
+    body.key("max_tokens")
+        .value(
+            std::min(k_default_anthropic_max_tokens + thinking_budget,
+                     max_output_tokens.value_or(k_default_anthropic_max_tokens + thinking_budget)));
+  }
+  // The budget must stay below max_tokens; a limit too small for thinking gets none.
+  int64_t limit = int_of(root, "max_completion_tokens", int_of(root, "max_tokens", 0));
+  if (max_output_tokens && (limit == 0 || limit > *max_output_tokens)) {
+    limit = *max_output_tokens;
+  }
+  if (limit > 0 && thinking_budget >= limit) {
+    thinking_budget = limit / 2 >= 1024 ? limit / 2 : 0;
+  }
+  if (thinking_budget > 0) {
+    body.key("thinking")
+        .begin_object()
+        .field("type", "enabled")
+        .field("budget_tokens", thinking_budget)
+        .end_object();
   }
   body.close();
   return out;
@@ -896,7 +853,8 @@ Result<std::string> openai_request_to_anthropic(const element& request,
 
 Result<std::string> anthropic_request_to_openai(const element& request,
                                                 std::string_view upstream_model,
-                                                const std::vector<Param>& defaults) {
+                                                const std::vector<Param>& defaults,
+                                                std::optional<int64_t> max_output_tokens) {
   const object root = request.get_object().value_unsafe();
   std::string out;
   out.reserve(256);
@@ -925,15 +883,25 @@ Result<std::string> anthropic_request_to_openai(const element& request,
       st = write_openai_user_turn(w, *content, at);
     } else if (role == "assistant") {
       st = write_openai_assistant_turn(w, *content, at);
+    } else if (role == "system") {
+      // Claude Code sends system turns mid-conversation; they stay system messages in place.
+      const std::string text = text_of_content(*content, "\n\n");
+      if (!text.empty()) {
+        w.begin_object().field("role", "system").field("content", std::string_view(text));
+        w.end_object();
+      }
     } else {
-      st = refuse(at + ".role", "must be \"user\" or \"assistant\"");
+      st = refuse(at + ".role", "must be \"user\", \"assistant\" or \"system\"");
     }
     if (!st) {
       return st.error();
     }
   }
   w.end_array();
-  for (const char* same : {"max_tokens", "temperature", "top_p"}) {
+  if (const auto v = field_of(root, "max_tokens")) {
+    write_token_limit(body.key("max_tokens"), *v, max_output_tokens);
+  }
+  for (const char* same : {"temperature", "top_p"}) {
     if (const auto v = field_of(root, same)) {
       write_element(body.key(same), *v);
     }
@@ -951,6 +919,9 @@ Result<std::string> anthropic_request_to_openai(const element& request,
       body.key("user").value(*user);
     }
   }
+  if (const auto effort = reasoning_effort_for_thinking(root)) {
+    body.key("reasoning_effort").value(*effort);
+  }
   if (auto st = write_openai_tools(body, root); !st) {
     return st.error();
   }
@@ -964,7 +935,7 @@ Result<std::string> anthropic_request_to_openai(const element& request,
 Result<std::string> anthropic_response_to_openai(std::string_view body, int64_t created,
                                                  TokenUsage* usage_out) {
   object root;
-  if (parse_response(body, root)) {
+  if (parse_answer(body, root)) {
     return upstream_answer("is not JSON");
   }
   const auto content = array_of(root, "content");
@@ -1048,7 +1019,7 @@ Result<std::string> anthropic_response_to_openai(std::string_view body, int64_t 
 
 Result<std::string> openai_response_to_anthropic(std::string_view body, TokenUsage* usage_out) {
   object root;
-  if (parse_response(body, root)) {
+  if (parse_answer(body, root)) {
     return upstream_answer("is not JSON");
   }
   const auto choices = array_of(root, "choices");
@@ -1123,7 +1094,7 @@ Result<std::string> openai_response_to_anthropic(std::string_view body, TokenUsa
 std::optional<TokenUsage> usage_of_answer(Protocol protocol, std::string_view body) {
   object root;
   object usage;
-  if (parse_response(body, root) || root["usage"].get(usage)) {
+  if (parse_answer(body, root) || root["usage"].get(usage)) {
     return std::nullopt;
   }
   TokenUsage u;
@@ -1138,7 +1109,7 @@ std::optional<TokenUsage> usage_of_answer(Protocol protocol, std::string_view bo
 std::string translate_error_body(std::string_view body, int status, Protocol client) {
   std::string message;
   object root;
-  if (!parse_response(body, root)) {
+  if (!parse_answer(body, root)) {
     if (const auto error = object_of(root, "error")) {
       message = std::string(string_of(*error, "message").value_or(""));
     } else if (const auto m = string_of(root, "message")) {
@@ -1159,5 +1130,29 @@ std::string translate_error_body(std::string_view body, int status, Protocol cli
   }
   return error_body(client, make_error(kind_for_status(status), std::move(message)));
 }
+
+namespace dom {
+
+simdjson::error_code parse_answer(std::string_view body, object& out) {
+  thread_local simdjson::dom::parser parser;
+  thread_local std::string scratch;
+  scratch.reserve(body.size() + simdjson::SIMDJSON_PADDING);
+  scratch.assign(body);
+  element root;
+  if (const auto err = parser.parse(scratch.data(), scratch.size(), false).get(root)) {
+    return err;
+  }
+  return root.get(out);
+}
+
+simdjson::error_code parse_nested(std::string_view json, element& out) {
+  thread_local simdjson::dom::parser parser;
+  thread_local std::string scratch;
+  scratch.reserve(json.size() + simdjson::SIMDJSON_PADDING);
+  scratch.assign(json);
+  return parser.parse(scratch.data(), scratch.size(), false).get(out);
+}
+
+} // namespace dom
 
 } // namespace modelmux

@@ -102,6 +102,8 @@ std::string_view route_suffix(ApiRoute route) {
     return "/embeddings";
   case ApiRoute::messages:
     return "/messages";
+  case ApiRoute::responses:
+    return "/responses";
   }
   return "/chat/completions";
 }

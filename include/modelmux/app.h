@@ -9,6 +9,7 @@
 #include "modelmux/health.h"
 #include "modelmux/log.h"
 #include "modelmux/registry.h"
+#include "modelmux/response_store.h"
 #include "modelmux/runtime_models.h"
 #include "modelmux/status.h"
 #include "modelmux/upstream.h"
@@ -55,6 +56,8 @@ public:
 
   Log& log() { return m_log; }
   ElasticPool& relay() { return m_relay; }
+  // The conversations behind the Responses API's previous_response_id.
+  ResponseStore& responses() { return m_responses; }
   GatewayMetrics& metrics() { return m_metrics; }
   // A SIGHUP: a new config swapped in (with the runtime models), or one refused.
   void reload(std::shared_ptr<const Snapshot> snapshot) {
@@ -100,6 +103,7 @@ private:
   std::atomic<std::shared_ptr<const Snapshot>> m_snapshot;
   Log& m_log;
   ElasticPool m_relay;
+  MemoryResponseStore m_responses;
   GatewayMetrics m_metrics;
   double m_start_time_seconds;
   std::mutex m_runtime_mutex; // one admin write at a time

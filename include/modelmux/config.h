@@ -81,6 +81,10 @@ struct EndpointSettings {
   bool tls_verify = true;
   MockSettings mock;
   std::vector<Param> params;
+  // Speaks /v1/responses itself (SPEC §4a); otherwise modelmux translates Responses requests.
+  bool responses = false;
+  // A request asking for more output tokens is clamped to this, on every route.
+  std::optional<int64_t> max_output_tokens;
 };
 
 struct ProviderConfig {

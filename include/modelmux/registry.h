@@ -12,8 +12,10 @@
 
 namespace modelmux {
 
-// The wire protocol a target speaks. Mock targets answer in either.
-enum class Protocol { openai, anthropic, any };
+// A wire protocol: what a target speaks (mock targets answer in either of the first two), and
+// what a client speaks. Responses is the OpenAI Responses API, which clients send and targets
+// with `responses: true` take as is; openai is chat completions.
+enum class Protocol { openai, anthropic, any, responses };
 
 Protocol protocol_of(TargetType type);
 

@@ -8,6 +8,7 @@
 #include "modelmux/protocol.h"
 #include "modelmux/result.h"
 
+#include <optional>
 #include <simdjson.h>
 #include <string>
 #include <string_view>
@@ -26,6 +27,14 @@ struct RequestBody {
   // Byte range of the stream_options value, when the client sent one.
   size_t stream_options_begin = 0;
   size_t stream_options_end = 0;
+  // The output token limits the client set (max_tokens, max_completion_tokens,
+  // max_output_tokens): value and byte range, for clamping to a target's max_output_tokens.
+  struct TokenLimit {
+    int64_t value = 0;
+    size_t begin = 0;
+    size_t end = 0;
+  };
+  std::vector<TokenLimit> token_limits;
   // Byte offset just past the opening '{' of the top-level object.
   size_t object_start = 0;
   // The top-level keys, as views into the body's own bytes.
@@ -42,8 +51,10 @@ Result<RequestBody> parse_request_body(ApiRoute route, std::string_view body);
 // The body to send upstream: the client's bytes with the model replaced by upstream_model and
 // each default param inserted where the client did not set it. With ask_usage, a stream also asks
 // for stream_options.include_usage (SPEC §5: usage is exact wherever the upstream can give it).
+// A token limit above max_output_tokens is clamped to it.
 std::string rewrite_request_body(std::string_view body, const RequestBody& parsed,
                                  std::string_view upstream_model,
-                                 const std::vector<Param>& defaults, bool ask_usage = false);
+                                 const std::vector<Param>& defaults, bool ask_usage = false,
+                                 std::optional<int64_t> max_output_tokens = {});
 
 } // namespace modelmux

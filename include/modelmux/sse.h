@@ -10,6 +10,10 @@
 
 namespace modelmux {
 
+// Appends one event to out: "event: NAME" when event is not empty, then data, one data line per
+// line of data, and the blank line that ends it.
+void append_sse(std::string& out, std::string_view event, std::string_view data);
+
 class SseHandler {
 public:
   virtual ~SseHandler() = default;

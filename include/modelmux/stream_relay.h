@@ -38,14 +38,24 @@ public:
   ~StreamRelay() override = default;
 
   // Feeds upstream bytes; appends what the client should receive to out.
-  void feed(std::string_view bytes, std::string& out);
+  virtual void feed(std::string_view bytes, std::string& out);
   // The upstream ended: appends the closing events a complete stream still owes. If state() is
   // still open afterwards, the stream was cut short.
-  void finish(std::string& out);
+  virtual void finish(std::string& out);
 
   // Relays the upstream's keep-alive comments from now on. Off until the client has its first
   // byte: a comment must not commit a request that could still fall back.
-  void forward_comments() { m_forward_comments = true; }
+  virtual void forward_comments() { m_forward_comments = true; }
+
+  // Appends the client protocol's terminal error event for a stream that broke off after its
+  // first byte (OpenAI: data: {"error"}; Anthropic: event: error; Responses: response.failed),
+  // so the client never takes a broken answer for a complete one.
+  virtual void write_failure(const Error& error, std::string& out);
+
+  // A stream to a Responses client: its response id and the output items it carried, for the
+  // conversation store (empty for other clients).
+  virtual std::string_view response_id() const { return {}; }
+  virtual std::string_view output_items() const { return {}; }
 
   State state() const { return m_state; }
   // Why the stream is malformed or in error, for the attempt list.
@@ -56,7 +66,8 @@ public:
   size_t output_bytes() const { return m_output_bytes; }
 
 protected:
-  explicit StreamRelay(const StreamOptions& options) : m_options(options) {}
+  explicit StreamRelay(const StreamOptions& options, Protocol client = Protocol::openai)
+      : m_options(options), m_client(client) {}
 
   virtual void on_data(std::string_view event, std::string_view data, std::string& out) = 0;
   virtual void on_end(std::string& out) = 0;
@@ -67,6 +78,7 @@ protected:
   bool parse(std::string_view data, simdjson::dom::object& object);
 
   StreamOptions m_options;
+  Protocol m_client;
   TokenUsage m_usage;
   size_t m_output_bytes = 0;
 
@@ -83,8 +95,15 @@ private:
   bool m_forward_comments = false;
 };
 
-// The relay for an upstream speaking `upstream` to a client speaking `client`.
+// The relay for an upstream speaking `upstream` to a client speaking `client`. A Responses
+// client needs its response's context: make_responses_relay.
 std::unique_ptr<StreamRelay> make_stream_relay(Protocol upstream, Protocol client,
                                                const StreamOptions& options);
+
+struct ResponsesContext;
+// The relay to a Responses client from an upstream speaking chat completions (Protocol::openai),
+// Anthropic messages, or Responses itself (Protocol::responses, relayed as is).
+std::unique_ptr<StreamRelay> make_responses_relay(Protocol upstream, const StreamOptions& options,
+                                                  const ResponsesContext& context);
 
 } // namespace modelmux

@@ -10,6 +10,7 @@
 #include "modelmux/result.h"
 
 #include <cstdint>
+#include <optional>
 #include <simdjson.h>
 #include <string>
 #include <string_view>
@@ -25,15 +26,18 @@ inline constexpr int64_t k_default_anthropic_max_tokens = 4096;
 // upstream_model. defaults are the target's params, written where the request leaves them out.
 // A field with no Anthropic equivalent (n > 1, logprobs, a JSON response format, ...) is a 400
 // naming it.
+// max_output_tokens, when set, clamps the request's token limit (the target's own limit).
 Result<std::string> openai_request_to_anthropic(const simdjson::dom::element& request,
                                                 std::string_view upstream_model,
-                                                const std::vector<Param>& defaults);
+                                                const std::vector<Param>& defaults,
+                                                std::optional<int64_t> max_output_tokens = {});
 
 // An Anthropic messages request as an OpenAI chat completions request. A stream always asks for
 // stream_options.include_usage so the answer can carry exact token counts.
 Result<std::string> anthropic_request_to_openai(const simdjson::dom::element& request,
                                                 std::string_view upstream_model,
-                                                const std::vector<Param>& defaults);
+                                                const std::vector<Param>& defaults,
+                                                std::optional<int64_t> max_output_tokens = {});
 
 // Token counts of an answer, kept the way Anthropic reports them: input_tokens excludes the
 // cached ones, which OpenAI folds into prompt_tokens. Converting never counts a token twice.
@@ -67,6 +71,9 @@ void read_openai_usage(const simdjson::dom::object& usage, TokenUsage& out);
 void read_anthropic_usage(const simdjson::dom::object& usage, TokenUsage& out);
 void write_openai_usage(JsonWriter& w, const TokenUsage& usage);
 void write_anthropic_usage(JsonWriter& w, const TokenUsage& usage);
+
+// A token count an upstream reported, kept between 0 and a billion whatever it sent.
+int64_t sane_count(int64_t n);
 
 // The usage a whole answer in protocol reports; nullopt when it reports none.
 std::optional<TokenUsage> usage_of_answer(Protocol protocol, std::string_view body);

@@ -1,0 +1,140 @@
+// Reading the simdjson DOM and writing request bodies, shared by every translation pair: optional
+// field lookups that treat null as absent, the 400 and 502 errors translation raises, and a body
+// writer that lets a target's default params fill only what a request left out. Private to
+// daemon/translation/ and daemon/translate.cc.
+#pragma once
+
+#include "modelmux/config.h"
+#include "modelmux/json.h"
+#include "modelmux/result.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <optional>
+#include <simdjson.h>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace modelmux::dom {
+
+using simdjson::dom::array;
+using simdjson::dom::element;
+using simdjson::dom::object;
+using Type = simdjson::dom::element_type;
+
+inline std::optional<element> field_of(const object& o, std::string_view key) {
+  element e;
+  if (o[key].get(e) || e.is_null()) {
+    return std::nullopt;
+  }
+  return e;
+}
+
+inline std::optional<std::string_view> string_of(const object& o, std::string_view key) {
+  std::string_view s;
+  if (o[key].get(s)) {
+    return std::nullopt;
+  }
+  return s;
+}
+
+inline std::optional<object> object_of(const object& o, std::string_view key) {
+  object out;
+  if (o[key].get(out)) {
+    return std::nullopt;
+  }
+  return out;
+}
+
+inline std::optional<array> array_of(const object& o, std::string_view key) {
+  array out;
+  if (o[key].get(out)) {
+    return std::nullopt;
+  }
+  return out;
+}
+
+inline int64_t int_of(const object& o, std::string_view key, int64_t fallback = 0) {
+  int64_t n = 0;
+  if (o[key].get(n)) {
+    return fallback;
+  }
+  return n;
+}
+
+inline bool bool_of(const object& o, std::string_view key, bool fallback) {
+  bool b = false;
+  if (o[key].get(b)) {
+    return fallback;
+  }
+  return b;
+}
+
+inline void write_element(JsonWriter& w, const element& e) {
+  w.raw(simdjson::minify(e));
+}
+
+// A token limit, clamped to the target's max_output_tokens when it asks for more.
+inline void write_token_limit(JsonWriter& w, const element& v, std::optional<int64_t> clamp) {
+  int64_t n = 0;
+  if (clamp && !v.get(n) && n > *clamp) {
+    w.value(*clamp);
+  } else {
+    write_element(w, v);
+  }
+}
+
+// A request field modelmux cannot honour for the chosen target: a 400 naming it.
+inline Error refuse(std::string field, std::string why) {
+  return make_error(ErrorKind::invalid_request, "'" + field + "' " + why, field);
+}
+
+// An upstream answer that is not what its protocol promises: the attempt failed.
+inline Error upstream_answer(std::string why) {
+  return make_error(ErrorKind::upstream, "the upstream answer " + why);
+}
+
+inline std::string at_index(std::string_view path, size_t i) {
+  return std::string(path) + "[" + std::to_string(i) + "]";
+}
+
+// The keys written so far, so a target's default params fill only what the request left out.
+class BodyWriter {
+public:
+  explicit BodyWriter(std::string& out) : m_w(out) { m_w.begin_object(); }
+
+  JsonWriter& key(std::string_view k) {
+    m_written.push_back(k);
+    return m_w.key(k);
+  }
+  bool written(std::string_view k) const {
+    return std::find(m_written.begin(), m_written.end(), k) != m_written.end();
+  }
+  void defaults(const std::vector<Param>& params) {
+    for (const auto& p : params) {
+      if (!written(p.key)) {
+        key(p.key).raw(p.json);
+      }
+    }
+  }
+  void close() { m_w.end_object(); }
+
+private:
+  JsonWriter m_w;
+  std::vector<std::string_view> m_written;
+};
+
+inline bool has_param(const std::vector<Param>& params, std::string_view key) {
+  return std::any_of(params.begin(), params.end(), [&](const Param& p) { return p.key == key; });
+}
+
+// A parser of its own for an upstream's answer, so the request's document stays valid for the
+// next attempt. One per thread; the view it fills is valid until the next call on the thread.
+simdjson::error_code parse_answer(std::string_view body, object& out);
+
+// A second parser for JSON held inside JSON strings (tool arguments), so reading them does not
+// invalidate the document they came from. Valid until the next call on the thread.
+simdjson::error_code parse_nested(std::string_view json, element& out);
+
+} // namespace modelmux::dom

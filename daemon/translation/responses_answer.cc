@@ -1,0 +1,249 @@
+// The Responses wire vocabulary — response object, output items, usage, status — and a whole
+// chat completions answer translated into it; a Responses answer read for its usage and items.
+#include "modelmux/translation/responses.h"
+#include "translation/dom.h"
+
+namespace modelmux {
+
+using namespace dom;
+
+void read_responses_usage(const object& usage, TokenUsage& out) {
+  const int64_t input = int_of(usage, "input_tokens", -1);
+  const int64_t output = int_of(usage, "output_tokens", -1);
+  if (input < 0 && output < 0) {
+    return;
+  }
+  int64_t cached = 0;
+  if (const auto details = object_of(usage, "input_tokens_details")) {
+    cached = int_of(*details, "cached_tokens");
+  }
+  out.cache_read_tokens = sane_count(cached);
+  out.cache_write_tokens = 0;
+  out.input_tokens = std::max<int64_t>(0, sane_count(input) - out.cache_read_tokens);
+  out.output_tokens = sane_count(output);
+  out.reported = true;
+}
+
+void write_responses_usage(JsonWriter& w, const TokenUsage& usage) {
+  w.begin_object()
+      .field("input_tokens", usage.prompt_tokens())
+      .key("input_tokens_details")
+      .begin_object()
+      .field("cached_tokens", usage.cache_read_tokens)
+      .end_object()
+      .field("output_tokens", usage.output_tokens)
+      .key("output_tokens_details")
+      .begin_object()
+      .field("reasoning_tokens", 0)
+      .end_object()
+      .field("total_tokens", usage.prompt_tokens() + usage.output_tokens)
+      .end_object();
+}
+
+std::pair<std::string_view, std::string_view> responses_status_for(std::string_view finish_reason) {
+  if (finish_reason == "length") {
+    return {"incomplete", "max_output_tokens"};
+  }
+  if (finish_reason == "content_filter") {
+    return {"incomplete", "content_filter"};
+  }
+  return {"completed", {}};
+}
+
+void write_response_object(JsonWriter& w, const ResponsesContext& context,
+                           const ResponseObject& r) {
+  w.begin_object()
+      .field("id", std::string_view(context.id))
+      .field("object", "response")
+      .field("created_at", context.created_at)
+      .field("status", r.status)
+      .key("error");
+  if (r.status == "failed") {
+    w.begin_object().field("code", "server_error").field("message", r.error_message).end_object();
+  } else {
+    w.null();
+  }
+  w.key("incomplete_details");
+  if (!r.incomplete_reason.empty()) {
+    w.begin_object().field("reason", r.incomplete_reason).end_object();
+  } else {
+    w.null();
+  }
+  w.key("instructions").null().field("model", r.model);
+  w.key("output").raw("[" + std::string(r.items) + "]");
+  w.field("parallel_tool_calls", true).key("previous_response_id");
+  if (context.previous_response_id.empty()) {
+    w.null();
+  } else {
+    w.value(std::string_view(context.previous_response_id));
+  }
+  w.field("store", context.store);
+  w.key("text").raw(R"({"format":{"type":"text"}})");
+  w.field("tool_choice", "auto").key("tools").raw("[]");
+  w.field("truncation", "disabled").key("usage");
+  if (r.usage != nullptr) {
+    write_responses_usage(w, *r.usage);
+  } else {
+    w.null();
+  }
+  w.key("metadata").raw("{}");
+  w.end_object();
+}
+
+void write_message_item(JsonWriter& w, std::string_view id, std::string_view status,
+                        std::string_view text) {
+  w.begin_object()
+      .field("id", id)
+      .field("type", "message")
+      .field("status", status)
+      .field("role", "assistant")
+      .key("content")
+      .begin_array();
+  if (status == "completed") {
+    w.begin_object().field("type", "output_text").field("text", text);
+    w.key("annotations").raw("[]").key("logprobs").raw("[]").end_object();
+  }
+  w.end_array().end_object();
+}
+
+void write_reasoning_item(JsonWriter& w, std::string_view id, std::string_view text) {
+  w.begin_object().field("id", id).field("type", "reasoning").key("summary").raw("[]");
+  w.key("content").begin_array();
+  w.begin_object().field("type", "reasoning_text").field("text", text).end_object();
+  w.end_array().end_object();
+}
+
+void write_call_item(JsonWriter& w, const ResponsesTools& tools, std::string_view id,
+                     std::string_view status, std::string_view call_id, std::string_view name,
+                     std::string_view arguments) {
+  w.begin_object().field("id", id);
+  if (tools.is_custom(name)) {
+    // The model filled the {"input": string} the freeform tool was offered as.
+    std::string_view input;
+    element args;
+    if (status == "completed" && !parse_nested(arguments, args) && args.is_object() &&
+        args["input"].get(input)) {
+      input = {};
+    }
+    w.field("type", "custom_tool_call").field("status", status).field("call_id", call_id);
+    w.field("name", name).field("input", status == "completed" ? input : std::string_view());
+  } else {
+    w.field("type", "function_call").field("status", status).field("call_id", call_id);
+    w.field("name", name).field("arguments", arguments);
+    if (const auto* ns = tools.namespace_of(name)) {
+      w.field("namespace", std::string_view(*ns));
+    }
+  }
+  w.end_object();
+}
+
+Result<std::string> chat_answer_to_responses(std::string_view body, const ResponsesContext& context,
+                                             TokenUsage* usage_out, std::string* output_items) {
+  object root;
+  if (parse_answer(body, root)) {
+    return upstream_answer("is not JSON");
+  }
+  const auto choices = array_of(root, "choices");
+  object choice;
+  object message;
+  if (!choices || choices->size() == 0 || choices->at(0).get(choice) ||
+      choice["message"].get(message)) {
+    return upstream_answer("has no choices[0].message");
+  }
+  const std::string suffix = context.id.size() > 5 ? context.id.substr(5) : context.id;
+  std::string items;
+  JsonWriter iw(items);
+  size_t n = 0;
+  auto next_id = [&](std::string_view prefix) {
+    return std::string(prefix) + suffix + "_" + std::to_string(n++);
+  };
+  for (const char* key : {"reasoning_content", "reasoning"}) {
+    if (const auto r = string_of(message, key); r && !r->empty()) {
+      write_reasoning_item(iw, next_id("rs_"), *r);
+      break;
+    }
+  }
+  std::string text;
+  if (const auto c = field_of(message, "content")) {
+    std::string_view s;
+    array parts;
+    if (!c->get(s)) {
+      text = std::string(s);
+    } else if (!c->get(parts)) {
+      for (const element p : parts) {
+        std::string_view t;
+        if (p.is_object() && !p["text"].get(t)) {
+          text += t;
+        }
+      }
+    }
+  }
+  if (const auto refusal = string_of(message, "refusal"); refusal && text.empty()) {
+    text = std::string(*refusal);
+  }
+  if (!text.empty()) {
+    write_message_item(iw, next_id("msg_"), "completed", text);
+  }
+  if (const auto calls = array_of(message, "tool_calls")) {
+    for (const element c : *calls) {
+      object call;
+      object function;
+      if (c.get(call) || call["function"].get(function)) {
+        return upstream_answer("has a tool call without a function");
+      }
+      const std::string id = next_id("fc_");
+      const std::string_view call_id = string_of(call, "id").value_or(id);
+      write_call_item(iw, context.tools, id, "completed", call_id,
+                      string_of(function, "name").value_or(""),
+                      string_of(function, "arguments").value_or("{}"));
+    }
+  }
+  TokenUsage usage;
+  if (const auto u = object_of(root, "usage")) {
+    read_openai_usage(*u, usage);
+  }
+  if (usage_out != nullptr) {
+    *usage_out = usage;
+  }
+  const auto [status, reason] =
+      responses_status_for(string_of(choice, "finish_reason").value_or("stop"));
+  std::string out;
+  out.reserve(items.size() + 512);
+  JsonWriter w(out);
+  ResponseObject response;
+  response.model = string_of(root, "model").value_or("");
+  response.status = status;
+  response.incomplete_reason = reason;
+  response.items = items;
+  response.usage = &usage;
+  write_response_object(w, context, response);
+  if (output_items != nullptr) {
+    *output_items = std::move(items);
+  }
+  return out;
+}
+
+Result<ResponsesAnswer> read_responses_answer(std::string_view body) {
+  object root;
+  if (parse_answer(body, root)) {
+    return upstream_answer("is not JSON");
+  }
+  const auto output = array_of(root, "output");
+  if (!output) {
+    return upstream_answer("has no output array");
+  }
+  ResponsesAnswer answer;
+  answer.id = std::string(string_of(root, "id").value_or(""));
+  for (const element item : *output) {
+    if (!answer.output_items.empty()) {
+      answer.output_items.push_back(',');
+    }
+    answer.output_items += simdjson::minify(item);
+  }
+  if (const auto u = object_of(root, "usage")) {
+    read_responses_usage(*u, answer.usage);
+  }
+  return answer;
+}
+
+} // namespace modelmux
