@@ -9,9 +9,9 @@ namespace modelmux {
 
 namespace {
 
-constexpr std::array<ApiRoute, 5> k_routes = {ApiRoute::chat_completions, ApiRoute::completions,
-                                              ApiRoute::embeddings, ApiRoute::messages,
-                                              ApiRoute::responses};
+constexpr std::array<ApiRoute, 6> k_routes = {ApiRoute::chat_completions, ApiRoute::completions,
+                                              ApiRoute::embeddings,       ApiRoute::messages,
+                                              ApiRoute::responses,        ApiRoute::count_tokens};
 
 template <typename Series, typename F>
 MetricFamily family_of(const Family<Series>& f, const std::string& type, F&& value) {

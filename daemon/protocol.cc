@@ -21,6 +21,9 @@ std::optional<ApiRoute> api_route_from_path(std::string_view path) {
   if (path == "/v1/responses") {
     return ApiRoute::responses;
   }
+  if (path == "/v1/messages/count_tokens") {
+    return ApiRoute::count_tokens;
+  }
   return std::nullopt;
 }
 
@@ -36,6 +39,8 @@ std::string_view path_of(ApiRoute route) {
     return "/v1/messages";
   case ApiRoute::responses:
     return "/v1/responses";
+  case ApiRoute::count_tokens:
+    return "/v1/messages/count_tokens";
   }
   return "/v1/chat/completions";
 }
@@ -44,7 +49,8 @@ Protocol client_protocol(ApiRoute route) {
   if (route == ApiRoute::responses) {
     return Protocol::responses;
   }
-  return route == ApiRoute::messages ? Protocol::anthropic : Protocol::openai;
+  return route == ApiRoute::messages || route == ApiRoute::count_tokens ? Protocol::anthropic
+                                                                        : Protocol::openai;
 }
 
 int http_status(ErrorKind kind) {

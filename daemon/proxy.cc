@@ -217,6 +217,9 @@ public:
                                  " has no Anthropic counterpart",
                              "model"));
     }
+    if (m_route == ApiRoute::count_tokens) {
+      return count_tokens(steps);
+    }
     const auto hedge_after = m_snapshot.config->routing.hedge_after;
     for (size_t i = 0; i < steps.size() && Clock::now() < m_deadline; ++i) {
       const bool hedge = hedge_after.count() > 0 && i + 1 < steps.size() &&
@@ -371,7 +374,8 @@ private:
     observe_overhead();
     UsageRecord usage = usage_draft();
     TokenUsage tokens;
-    if (status >= 200 && status < 300) {
+    // Counting tokens is free: its record says so, whatever the count.
+    if (status >= 200 && status < 300 && m_route != ApiRoute::count_tokens) {
       // A translated answer's usage was read while translating; any other is read here.
       tokens = m_answer_usage
                    ? *m_answer_usage
@@ -380,6 +384,31 @@ private:
     complete_usage(usage, tokens, m_served_price, m_snapshot.reference_price,
                    elapsed_ms(m_record.started), elapsed_ms(m_record.started));
     m_app.record_usage(std::move(usage));
+  }
+
+  // POST /v1/messages/count_tokens: an Anthropic target counts exactly (and a failure moves on
+  // to the next); any other target's count is modelmux's estimate, and says so.
+  void count_tokens(const std::vector<const RouteStep*>& steps) {
+    for (const auto* step : steps) {
+      if (step->target->protocol() == Protocol::anthropic) {
+        if (attempt(*step)) {
+          return;
+        }
+        continue;
+      }
+      m_res.status = 200;
+      served_by(*step);
+      m_res.set_header("x-modelmux-estimated", "true");
+      std::string body;
+      JsonWriter(body)
+          .begin_object()
+          .field("input_tokens", m_body->estimated_prompt_tokens)
+          .end_object();
+      m_res.set_content(std::move(body), "application/json");
+      finish(200);
+      return;
+    }
+    fail(all_failed(m_body->model, m_attempts));
   }
 
   // What modelmux itself added until the answer (or a stream's first byte) was ready: the time

@@ -104,7 +104,15 @@ const std::vector<FieldSpec>& specs_for(ApiRoute route) {
       {"metadata", k_object | k_null},
       {"user", k_string | k_null},
   };
+  // Counting tokens takes a messages request without max_tokens.
+  static const std::vector<FieldSpec> count_tokens = [] {
+    auto specs = messages;
+    specs.erase(specs.begin() + 2);
+    return specs;
+  }();
   switch (route) {
+  case ApiRoute::count_tokens:
+    return count_tokens;
   case ApiRoute::responses:
     return responses;
   case ApiRoute::chat_completions:

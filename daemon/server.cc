@@ -141,32 +141,50 @@ bool client_authorized(const AuthConfig& auth, const httplib::Request& req) {
   return match;
 }
 
+namespace {
+
+// "custom", "alias", "modelmux" for auto, else the provider.
+std::string owner_of(const Registry& registry, const std::string& name) {
+  if (name.rfind("custom:", 0) == 0) {
+    return "custom";
+  }
+  if (registry.alias(name) != nullptr) {
+    return "alias";
+  }
+  if (name == "auto") {
+    return "modelmux";
+  }
+  return name.substr(0, name.find(':'));
+}
+
+// One entry of the model list, in OpenAI's shape or Anthropic's.
+void write_model_entry(JsonWriter& w, const Registry& registry, const std::string& name,
+                       bool anthropic_shape) {
+  if (anthropic_shape) {
+    w.begin_object().field("type", "model").field("id", std::string_view(name));
+    std::string display = name;
+    if (const auto* t = registry.custom(name.rfind("custom:", 0) == 0 ? name.substr(7) : "")) {
+      display = t->display_name;
+    }
+    w.field("display_name", std::string_view(display));
+    w.field("created_at", "1970-01-01T00:00:00Z").end_object();
+    return;
+  }
+  w.begin_object().field("id", std::string_view(name)).field("object", "model");
+  w.field("created", int64_t{0}).field("owned_by", std::string_view(owner_of(registry, name)));
+  w.end_object();
+}
+
+} // namespace
+
 std::string models_list_body(const Registry& registry, bool anthropic_shape) {
   std::string out;
   JsonWriter w(out);
   const auto names = registry.addressable_names();
-  auto owner = [&](const std::string& name) -> std::string {
-    if (name.rfind("custom:", 0) == 0) {
-      return "custom";
-    }
-    if (registry.alias(name) != nullptr) {
-      return "alias";
-    }
-    if (name == "auto") {
-      return "modelmux";
-    }
-    return name.substr(0, name.find(':'));
-  };
   if (anthropic_shape) {
     w.begin_object().key("data").begin_array();
     for (const auto& n : names) {
-      w.begin_object().field("type", "model").field("id", std::string_view(n));
-      std::string display = n;
-      if (const auto* t = registry.custom(n.rfind("custom:", 0) == 0 ? n.substr(7) : "")) {
-        display = t->display_name;
-      }
-      w.field("display_name", std::string_view(display));
-      w.field("created_at", "1970-01-01T00:00:00Z").end_object();
+      write_model_entry(w, registry, n, true);
     }
     w.end_array().field("has_more", false);
     if (names.empty()) {
@@ -180,11 +198,23 @@ std::string models_list_body(const Registry& registry, bool anthropic_shape) {
   }
   w.begin_object().field("object", "list").key("data").begin_array();
   for (const auto& n : names) {
-    w.begin_object().field("id", std::string_view(n)).field("object", "model");
-    w.field("created", int64_t{0}).field("owned_by", std::string_view(owner(n))).end_object();
+    write_model_entry(w, registry, n, false);
   }
   w.end_array().end_object();
   return out;
+}
+
+std::optional<std::string> model_entry_body(const Registry& registry, std::string_view id,
+                                            bool anthropic_shape) {
+  for (const auto& n : registry.addressable_names()) {
+    if (n == id) {
+      std::string out;
+      JsonWriter w(out);
+      write_model_entry(w, registry, n, anthropic_shape);
+      return out;
+    }
+  }
+  return std::nullopt;
 }
 
 Server::Server(App& app) : m_app(app) {
@@ -243,6 +273,11 @@ void Server::configure() {
     }
     if (req.method == "GET") {
       return handle_get(req, res);
+    }
+    if (req.method == "HEAD" && (req.path == "/" || req.path == "/health")) {
+      // Clients check reachability this way: 200, no body.
+      res.status = 200;
+      return httplib::Server::HandlerResponse::Handled;
     }
     return httplib::Server::HandlerResponse::Unhandled;
   });
@@ -304,6 +339,20 @@ httplib::Server::HandlerResponse Server::handle_get(const httplib::Request& req,
     }
     const bool anthropic = req.has_header("anthropic-version");
     res.set_content(models_list_body(*snapshot->registry, anthropic), "application/json");
+    return httplib::Server::HandlerResponse::Handled;
+  }
+  if (req.path.rfind("/v1/models/", 0) == 0) {
+    if (!authorized_or_401(*snapshot, req, res)) {
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    const std::string id = req.path.substr(11);
+    const bool anthropic = req.has_header("anthropic-version");
+    if (auto body = model_entry_body(*snapshot->registry, id, anthropic)) {
+      res.set_content(*body, "application/json");
+    } else {
+      set_error(res, anthropic ? Protocol::anthropic : Protocol::openai,
+                make_error(ErrorKind::not_found, "no model named \"" + id + "\"", "model"));
+    }
     return httplib::Server::HandlerResponse::Handled;
   }
   if (req.path == "/metrics") {

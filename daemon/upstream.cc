@@ -104,6 +104,8 @@ std::string_view route_suffix(ApiRoute route) {
     return "/messages";
   case ApiRoute::responses:
     return "/responses";
+  case ApiRoute::count_tokens:
+    return "/messages/count_tokens";
   }
   return "/chat/completions";
 }

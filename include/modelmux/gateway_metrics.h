@@ -55,8 +55,8 @@ private:
   HistogramFamily m_ttft;
   HistogramFamily m_tpot;
   HistogramFamily m_tokens;
-  std::array<std::unique_ptr<Histogram>, 5> m_overhead;
-  std::array<std::atomic<int64_t>, 5> m_inflight{};
+  std::array<std::unique_ptr<Histogram>, 6> m_overhead;
+  std::array<std::atomic<int64_t>, 6> m_inflight{};
 };
 
 // OpenTelemetry's gen_ai.provider.name for a target type.

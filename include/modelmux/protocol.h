@@ -10,7 +10,14 @@
 
 namespace modelmux {
 
-enum class ApiRoute { chat_completions, completions, embeddings, messages, responses };
+enum class ApiRoute {
+  chat_completions,
+  completions,
+  embeddings,
+  messages,
+  responses,
+  count_tokens
+};
 
 // "/v1/chat/completions" and so on; nullopt for a path that is not a proxied route.
 std::optional<ApiRoute> api_route_from_path(std::string_view path);

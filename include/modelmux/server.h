@@ -45,5 +45,8 @@ bool client_authorized(const AuthConfig& auth, const httplib::Request& req);
 
 // The /v1/models answer: OpenAI's list shape, or Anthropic's when the client is an Anthropic SDK.
 std::string models_list_body(const Registry& registry, bool anthropic_shape);
+// GET /v1/models/{id}: the entry of the list named id; nullopt when the list has none.
+std::optional<std::string> model_entry_body(const Registry& registry, std::string_view id,
+                                            bool anthropic_shape);
 
 } // namespace modelmux
