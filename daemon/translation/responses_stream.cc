@@ -225,6 +225,7 @@ private:
                "tool call " + std::to_string(index) + " continued after the next one began");
         return;
       }
+      close_item(out); // the call before this one ends with its own id and name
       m_tool_index = has_index ? index : m_max_tool_index + 1;
       m_max_tool_index = m_tool_index;
       m_call_id =

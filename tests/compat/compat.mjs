@@ -173,6 +173,7 @@ await check("Anthropic SDK: unknown model is a NotFoundError", async () => {
 });
 
 await import("./cross.mjs").then((m) => m.crossProtocolChecks({ check, openai, anthropic, fakes }));
+await import("./responses.mjs").then((m) => m.responsesChecks({ check, openai, fakes }));
 
 child.kill("SIGTERM");
 fakes.close();
