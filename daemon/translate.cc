@@ -832,6 +832,12 @@ Result<std::string> openai_request_to_anthropic(const element& request,
             std::min(k_default_anthropic_max_tokens + thinking_budget,
                      max_output_tokens.value_or(k_default_anthropic_max_tokens + thinking_budget)));
   }
+  // Anthropic refuses thinking when tool_choice forces a tool; the forced choice wins.
+  if (const auto choice = field_of(root, "tool_choice");
+      choice && (choice->is_object() ||
+                 (choice->is_string() && choice->get_string().value_unsafe() == "required"))) {
+    thinking_budget = 0;
+  }
   // The budget must stay below max_tokens; a limit too small for thinking gets none.
   int64_t limit = int_of(root, "max_completion_tokens", int_of(root, "max_tokens", 0));
   if (max_output_tokens && (limit == 0 || limit > *max_output_tokens)) {

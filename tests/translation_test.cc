@@ -6,6 +6,7 @@
 #include "modelmux/sse.h"
 #include "modelmux/stream_relay.h"
 #include "modelmux/translate.h"
+#include "modelmux/translation/responses.h"
 
 #include <algorithm>
 #include <doctest/doctest.h>
@@ -112,7 +113,20 @@ std::string describe_events(std::string_view sse) {
 }
 
 Protocol protocol_named(const std::string& name) {
+  if (name == "responses") {
+    return Protocol::responses;
+  }
   return name == "anthropic" ? Protocol::anthropic : Protocol::openai;
+}
+
+// The response every Responses case answers as; apply_patch is a freeform tool in the cases
+// that call it, as Codex offers it.
+ResponsesContext test_response_context() {
+  ResponsesContext context;
+  context.id = "resp_test";
+  context.created_at = 1700000000;
+  context.tools.custom = {"apply_patch"};
+  return context;
 }
 
 // A case's case.yaml, read into plain strings (YAML::Node assignment shares and overwrites
@@ -160,8 +174,11 @@ StreamOptions options_of(const Case& c) {
 
 // Feeds input in the given slices.
 StreamResult relay_stream(const Case& c, const std::vector<std::string_view>& slices) {
-  auto relay =
-      make_stream_relay(protocol_named(c.get("from")), protocol_named(c.get("to")), options_of(c));
+  const Protocol to = protocol_named(c.get("to"));
+  auto relay = to == Protocol::responses
+                   ? make_responses_relay(protocol_named(c.get("from")), options_of(c),
+                                          test_response_context())
+                   : make_stream_relay(protocol_named(c.get("from")), to, options_of(c));
   StreamResult r;
   for (auto slice : slices) {
     relay->feed(slice, r.out);
@@ -208,6 +225,21 @@ void check_golden(const fs::path& expected_path, const std::string& actual, bool
 
 Result<std::string> translate_request_case(const Case& c) {
   const std::string body = read_file(c.dir / "input.json");
+  if (c.get("from") == "responses") {
+    auto parsed = parse_request_body(ApiRoute::responses, body);
+    REQUIRE_MESSAGE(static_cast<bool>(parsed), c.name);
+    const Protocol to = protocol_named(c.get("to"));
+    ResponsesTools tools;
+    auto chat = responses_request_to_chat(parsed->root, parsed->root["input"].value_unsafe(),
+                                          "upstream-model", {}, to, tools);
+    if (!chat || to != Protocol::anthropic) {
+      return chat;
+    }
+    simdjson::dom::parser parser;
+    simdjson::dom::element chat_root;
+    REQUIRE_FALSE(parser.parse(chat.value()).get(chat_root));
+    return openai_request_to_anthropic(chat_root, "upstream-model", {});
+  }
   const bool from_openai = c.get("from") == "openai";
   auto parsed =
       parse_request_body(from_openai ? ApiRoute::chat_completions : ApiRoute::messages, body);
@@ -278,8 +310,19 @@ TEST_CASE("every answer in the corpus translates to its golden answer") {
   for (const auto& c : corpus("response")) {
     CAPTURE(c.name);
     const std::string body = read_file(c.dir / "input.json");
-    const auto out = c.get("from") == "anthropic" ? anthropic_response_to_openai(body, k_created)
-                                                  : openai_response_to_anthropic(body);
+    Result<std::string> out = std::string();
+    if (c.get("to") == "responses") {
+      std::string chat = body;
+      if (c.get("from") == "anthropic") {
+        auto translated = anthropic_response_to_openai(body, k_created);
+        REQUIRE(static_cast<bool>(translated));
+        chat = translated.value();
+      }
+      out = chat_answer_to_responses(chat, test_response_context());
+    } else {
+      out = c.get("from") == "anthropic" ? anthropic_response_to_openai(body, k_created)
+                                         : openai_response_to_anthropic(body);
+    }
     REQUIRE_MESSAGE(static_cast<bool>(out), (out ? std::string() : out.error().message));
     check_golden(c.dir / "expected.json", out.value(), false);
   }
