@@ -47,6 +47,24 @@ for d in "$tx"/stream_*; do
   seed translate_stream "$name" "$kind\\x40" "$d/input.sse"
   seed sse "$name" '\x33' "$d/input.sse"
 done
+# Responses: bit 0 the target (chat, Anthropic), bit 1 a chat answer; streams by upstream.
+for d in "$tx"/request_responses_to_*; do
+  kind='\x00'
+  case $d in *_to_anthropic_*) kind='\x01' ;; esac
+  seed responses_request "$(basename "$d")" "$kind" "$d/input.json"
+done
+for d in "$tx"/response_openai_to_*; do
+  seed responses_request "$(basename "$d")" '\x02' "$d/input.json"
+done
+for d in "$tx"/stream_*_to_responses_* "$tx"/stream_responses_passthrough; do
+  name=$(basename "$d")
+  case $name in
+  stream_anthropic_*) kind='\x01' ;;
+  stream_responses_*) kind='\x02' ;;
+  *) kind='\x00' ;;
+  esac
+  seed responses_stream "$name" "$kind\\x40" "$d/input.sse"
+done
 for f in config.example.yaml tests/testdata/*.yaml; do
   seed config "$(basename "$f")" '' "$f"
 done
@@ -55,7 +73,8 @@ printf 'custom:local-llama' >"$build/corpus/metrics_labels/plain"
 printf 'a "quoted" \\ back\nslash' >"$build/corpus/metrics_labels/escapes"
 printf '\xff\xfe not utf-8 \xc3' >"$build/corpus/metrics_labels/bytes"
 
-targets=(request_body sse translate_request translate_response translate_stream config metrics_labels)
+targets=(request_body sse translate_request translate_response translate_stream config metrics_labels
+  responses_request responses_stream)
 mkdir -p "$build/logs" "$build/findings"
 run_one() {
   local t=$1
