@@ -3,6 +3,7 @@
 // then two tool calls whose arguments arrive in fragments. Usage: modelmux_translate_bench
 // [seconds per case, default 2].
 #include "modelmux/stream_relay.h"
+#include "modelmux/translation/responses.h"
 
 #include <chrono>
 #include <cstdio>
@@ -69,6 +70,21 @@ std::string openai_stream(int deltas) {
   return s;
 }
 
+ResponsesContext responses_context() {
+  ResponsesContext context;
+  context.id = "resp_bench";
+  return context;
+}
+
+// A Responses stream, for the passthrough relay: the chat stream as modelmux translates it.
+std::string responses_stream(const std::string& chat) {
+  auto relay = make_responses_relay(Protocol::openai, StreamOptions{}, responses_context());
+  std::string out;
+  relay->feed(chat, out);
+  relay->finish(out);
+  return out;
+}
+
 void run(const char* name, const std::string& input, Protocol from, Protocol to, double seconds,
          size_t slice) {
   StreamOptions options;
@@ -81,7 +97,9 @@ void run(const char* name, const std::string& input, Protocol from, Protocol to,
   const auto start = Clock::now();
   const auto until = start + std::chrono::duration<double>(seconds);
   while (Clock::now() < until) {
-    auto relay = make_stream_relay(from, to, options);
+    auto relay = to == Protocol::responses
+                     ? make_responses_relay(from, options, responses_context())
+                     : make_stream_relay(from, to, options);
     for (size_t at = 0; at < input.size(); at += slice) {
       out.clear();
       relay->feed(std::string_view(input).substr(at, slice), out);
@@ -109,11 +127,17 @@ int main(int argc, char** argv) {
   const double seconds = argc > 1 ? std::atof(argv[1]) : 2.0;
   const auto anthropic = anthropic_stream(2000);
   const auto openai = openai_stream(2000);
+  const auto responses = responses_stream(openai);
   for (size_t slice : {size_t(4096), size_t(64)}) {
     run("anthropic -> openai", anthropic, Protocol::anthropic, Protocol::openai, seconds, slice);
     run("openai -> anthropic", openai, Protocol::openai, Protocol::anthropic, seconds, slice);
     run("openai passthrough", openai, Protocol::openai, Protocol::openai, seconds, slice);
     run("anthropic passthrough", anthropic, Protocol::anthropic, Protocol::anthropic, seconds,
+        slice);
+    run("openai -> responses", openai, Protocol::openai, Protocol::responses, seconds, slice);
+    run("anthropic -> responses", anthropic, Protocol::anthropic, Protocol::responses, seconds,
+        slice);
+    run("responses passthrough", responses, Protocol::responses, Protocol::responses, seconds,
         slice);
   }
   return 0;
