@@ -1,7 +1,7 @@
 // Reading the simdjson DOM and writing request bodies, shared by every translation pair: optional
 // field lookups that treat null as absent, the 400 and 502 errors translation raises, and a body
 // writer that lets a target's default params fill only what a request left out. Private to
-// daemon/translation/ and daemon/translate.cc.
+// daemon/translation/.
 #pragma once
 
 #include "modelmux/config.h"
@@ -136,5 +136,13 @@ simdjson::error_code parse_answer(std::string_view body, object& out);
 // A second parser for JSON held inside JSON strings (tool arguments), so reading them does not
 // invalidate the document they came from. Valid until the next call on the thread.
 simdjson::error_code parse_nested(std::string_view json, element& out);
+
+// Tool call arguments as a JSON object text: "" means no arguments. nullopt when they are not
+// a JSON object, which Anthropic's tool_use input must be.
+std::optional<std::string_view> arguments_object(std::string_view arguments);
+
+// The text of message content in either protocol: a string, or the text parts (OpenAI) or text
+// blocks (Anthropic) of an array, joined with separator.
+std::string text_of_content(const element& content, std::string_view separator = {});
 
 } // namespace modelmux::dom

@@ -1,54 +1,11 @@
-// The Responses wire vocabulary — response object, output items, usage, status — and a whole
-// chat completions answer translated into it; a Responses answer read for its usage and items.
+// The Responses wire shapes — the response object and its output items — and a whole chat
+// completions answer translated into them; a Responses answer read for its usage and items.
 #include "modelmux/translation/responses.h"
 #include "translation/dom.h"
 
 namespace modelmux {
 
 using namespace dom;
-
-void read_responses_usage(const object& usage, TokenUsage& out) {
-  const int64_t input = int_of(usage, "input_tokens", -1);
-  const int64_t output = int_of(usage, "output_tokens", -1);
-  if (input < 0 && output < 0) {
-    return;
-  }
-  int64_t cached = 0;
-  if (const auto details = object_of(usage, "input_tokens_details")) {
-    cached = int_of(*details, "cached_tokens");
-  }
-  out.cache_read_tokens = sane_count(cached);
-  out.cache_write_tokens = 0;
-  out.input_tokens = std::max<int64_t>(0, sane_count(input) - out.cache_read_tokens);
-  out.output_tokens = sane_count(output);
-  out.reported = true;
-}
-
-void write_responses_usage(JsonWriter& w, const TokenUsage& usage) {
-  w.begin_object()
-      .field("input_tokens", usage.prompt_tokens())
-      .key("input_tokens_details")
-      .begin_object()
-      .field("cached_tokens", usage.cache_read_tokens)
-      .end_object()
-      .field("output_tokens", usage.output_tokens)
-      .key("output_tokens_details")
-      .begin_object()
-      .field("reasoning_tokens", 0)
-      .end_object()
-      .field("total_tokens", usage.prompt_tokens() + usage.output_tokens)
-      .end_object();
-}
-
-std::pair<std::string_view, std::string_view> responses_status_for(std::string_view finish_reason) {
-  if (finish_reason == "length") {
-    return {"incomplete", "max_output_tokens"};
-  }
-  if (finish_reason == "content_filter") {
-    return {"incomplete", "content_filter"};
-  }
-  return {"completed", {}};
-}
 
 void write_response_object(JsonWriter& w, const ResponsesContext& context,
                            const ResponseObject& r) {

@@ -1,7 +1,7 @@
 // The OpenAI Responses API (SPEC §4a) against targets that do not speak it: a Responses request
 // as a chat completions request (and from there as an Anthropic one), a chat answer as a
-// Responses answer, and the Responses wire vocabulary (response object, items, usage) that the
-// stream relays in responses_stream.cc write too. Pure: no I/O, time and ids passed in.
+// Responses answer, and the Responses wire shapes (response object, items) that the stream
+// relays in responses_stream.cc write too. Pure: no I/O, time and ids passed in.
 #pragma once
 
 #include "modelmux/config.h"
@@ -79,11 +79,6 @@ struct ResponsesAnswer {
 };
 Result<ResponsesAnswer> read_responses_answer(std::string_view body);
 
-// {"input_tokens" (cached included), "input_tokens_details": {"cached_tokens"},
-// "output_tokens", "output_tokens_details": {"reasoning_tokens"}, "total_tokens"}.
-void read_responses_usage(const simdjson::dom::object& usage, TokenUsage& out);
-void write_responses_usage(JsonWriter& w, const TokenUsage& usage);
-
 // The response object, as the answer and as the stream's response.* events carry it. items is
 // the output as comma-separated JSON; usage is null when not known yet. status is completed,
 // incomplete (incomplete_reason says why), in_progress or failed (error_message says why).
@@ -107,9 +102,5 @@ void write_reasoning_item(JsonWriter& w, std::string_view id, std::string_view t
 void write_call_item(JsonWriter& w, const ResponsesTools& tools, std::string_view id,
                      std::string_view status, std::string_view call_id, std::string_view name,
                      std::string_view arguments);
-
-// finish_reason -> (status, incomplete reason): length is incomplete for max_output_tokens,
-// content_filter incomplete for content_filter; everything else completed.
-std::pair<std::string_view, std::string_view> responses_status_for(std::string_view finish_reason);
 
 } // namespace modelmux

@@ -1,9 +1,7 @@
-// OpenAI chat completions <-> Anthropic messages: requests, whole answers and error bodies.
-// Requests are read from the DOM the request validation already built and written with
-// JsonWriter; subtrees with the same meaning in both protocols (JSON schemas, tool inputs,
-// numbers) are copied as minified JSON.
+// OpenAI chat completions request <-> Anthropic messages request. Requests are read from the
+// DOM the request validation already built and written with JsonWriter; subtrees with the same
+// meaning in both protocols (JSON schemas, tool inputs, numbers) are copied as minified JSON.
 #include "modelmux/translate.h"
-
 #include "translation/dom.h"
 
 #include <algorithm>
@@ -13,46 +11,6 @@ namespace modelmux {
 namespace {
 
 using namespace dom;
-
-// Tool call arguments as a JSON object text: "" means no arguments. nullopt when they are not
-// a JSON object, which Anthropic's tool_use input must be.
-std::optional<std::string_view> arguments_object(std::string_view arguments) {
-  const size_t first = arguments.find_first_not_of(" \t\r\n");
-  if (first == std::string_view::npos) {
-    return std::string_view("{}");
-  }
-  element e;
-  if (parse_nested(arguments, e) || e.type() != Type::OBJECT) {
-    return std::nullopt;
-  }
-  return arguments;
-}
-
-// The text of message content in either protocol: a string, or the text parts (OpenAI) or text
-// blocks (Anthropic) of an array, joined with separator. Both shapes are {"type": "text",
-// "text": ...}.
-std::string text_of_content(const element& content, std::string_view separator = {}) {
-  std::string_view s;
-  if (!content.get(s)) {
-    return std::string(s);
-  }
-  std::string out;
-  array parts;
-  if (content.get(parts)) {
-    return out;
-  }
-  bool first = true;
-  for (const element part : parts) {
-    std::string_view type;
-    std::string_view text;
-    if (part.is_object() && !part["type"].get(type) && type == "text" && !part["text"].get(text)) {
-      out += first ? std::string_view() : separator;
-      out += text;
-      first = false;
-    }
-  }
-  return out;
-}
 
 // A tool's name, description and JSON schema, the schema moved from one protocol's key to the
 // other's (OpenAI "parameters", Anthropic "input_schema"); no schema means no arguments.
@@ -70,26 +28,6 @@ void write_tool_fields(JsonWriter& w, const object& from, std::string_view schem
   }
 }
 
-// ---- reasoning effort <-> thinking ----
-
-// OpenAI's reasoning_effort as an Anthropic thinking budget in tokens: 0 for none, -1 for a
-// value that is not an effort. Anthropic's smallest budget is 1024.
-int64_t thinking_budget_for(std::string_view effort) {
-  if (effort == "none") {
-    return 0;
-  }
-  if (effort == "minimal" || effort == "low") {
-    return 1024;
-  }
-  if (effort == "medium") {
-    return 4096;
-  }
-  if (effort == "high" || effort == "xhigh") {
-    return 16384;
-  }
-  return -1;
-}
-
 // Anthropic's thinking (a budget, or "adaptive" with output_config.effort) as an OpenAI
 // reasoning_effort; nothing when thinking is off or the request leaves the effort to the model.
 std::optional<std::string_view> reasoning_effort_for_thinking(const object& root) {
@@ -99,8 +37,7 @@ std::optional<std::string_view> reasoning_effort_for_thinking(const object& root
   }
   const std::string_view type = string_of(*thinking, "type").value_or("");
   if (type == "enabled") {
-    const int64_t budget = int_of(*thinking, "budget_tokens");
-    return budget < 4096 ? "low" : budget < 16384 ? "medium" : "high";
+    return effort_for_thinking_budget(int_of(*thinking, "budget_tokens"));
   }
   if (type == "adaptive") {
     if (const auto config = object_of(root, "output_config")) {
@@ -115,7 +52,6 @@ std::optional<std::string_view> reasoning_effort_for_thinking(const object& root
   }
   return std::nullopt;
 }
-
 // ---- OpenAI request -> Anthropic request ----
 
 // The OpenAI fields that would silently change the answer if dropped.
@@ -654,122 +590,7 @@ Status write_openai_tools(BodyWriter& body, const object& root) {
   }
   return ok();
 }
-
-// Status -> the ErrorKind whose protocol type the client expects for it.
-ErrorKind kind_for_status(int status) {
-  switch (status) {
-  case 400:
-  case 422:
-    return ErrorKind::invalid_request;
-  case 401:
-    return ErrorKind::authentication;
-  case 403:
-    return ErrorKind::permission;
-  case 404:
-    return ErrorKind::not_found;
-  case 413:
-    return ErrorKind::too_large;
-  case 429:
-    return ErrorKind::rate_limited;
-  case 503:
-  case 529:
-    return ErrorKind::unavailable;
-  default:
-    return status >= 500 ? ErrorKind::upstream : ErrorKind::invalid_request;
-  }
-}
-
 } // namespace
-
-// ---- usage and stop reasons ----
-
-// A count an upstream reports, kept within what one request can use: never negative, and at
-// most a billion, so sums and costs (tokens x micro-dollars per 1M) stay far inside 64 bits
-// whatever a broken or hostile upstream sends.
-int64_t sane_count(int64_t n) {
-  constexpr int64_t k_max_tokens = 1'000'000'000;
-  return std::clamp<int64_t>(n, 0, k_max_tokens);
-}
-
-void read_openai_usage(const object& usage, TokenUsage& out) {
-  const int64_t prompt = int_of(usage, "prompt_tokens", -1);
-  const int64_t completion = int_of(usage, "completion_tokens", -1);
-  if (prompt < 0 && completion < 0) {
-    return;
-  }
-  int64_t cached = 0;
-  if (const auto details = object_of(usage, "prompt_tokens_details")) {
-    cached = int_of(*details, "cached_tokens");
-  }
-  out.cache_read_tokens = sane_count(cached);
-  out.cache_write_tokens = 0;
-  out.input_tokens = std::max<int64_t>(0, sane_count(prompt) - out.cache_read_tokens);
-  out.output_tokens = sane_count(completion);
-  out.reported = true;
-}
-
-void read_anthropic_usage(const object& usage, TokenUsage& out) {
-  bool any = false;
-  auto take = [&](std::string_view key, int64_t& into) {
-    int64_t n = 0;
-    if (!usage[key].get(n)) {
-      into = sane_count(n);
-      any = true;
-    }
-  };
-  take("input_tokens", out.input_tokens);
-  take("output_tokens", out.output_tokens);
-  take("cache_read_input_tokens", out.cache_read_tokens);
-  take("cache_creation_input_tokens", out.cache_write_tokens);
-  out.reported = out.reported || any;
-}
-
-void write_openai_usage(JsonWriter& w, const TokenUsage& usage) {
-  w.begin_object()
-      .field("prompt_tokens", usage.prompt_tokens())
-      .field("completion_tokens", usage.output_tokens)
-      .field("total_tokens", usage.prompt_tokens() + usage.output_tokens)
-      .key("prompt_tokens_details")
-      .begin_object()
-      .field("cached_tokens", usage.cache_read_tokens)
-      .end_object()
-      .end_object();
-}
-
-void write_anthropic_usage(JsonWriter& w, const TokenUsage& usage) {
-  w.begin_object()
-      .field("input_tokens", usage.input_tokens)
-      .field("output_tokens", usage.output_tokens)
-      .field("cache_creation_input_tokens", usage.cache_write_tokens)
-      .field("cache_read_input_tokens", usage.cache_read_tokens)
-      .end_object();
-}
-
-std::string_view finish_reason_for(std::string_view stop_reason) {
-  if (stop_reason == "max_tokens" || stop_reason == "model_context_window_exceeded") {
-    return "length";
-  }
-  if (stop_reason == "tool_use") {
-    return "tool_calls";
-  }
-  if (stop_reason == "refusal") {
-    return "content_filter";
-  }
-  return "stop"; // end_turn, stop_sequence, pause_turn
-}
-
-std::string_view stop_reason_for(std::string_view finish_reason) {
-  if (finish_reason == "length") {
-    return "max_tokens";
-  }
-  if (finish_reason == "tool_calls" || finish_reason == "function_call") {
-    return "tool_use";
-  }
-  if (finish_reason == "content_filter") {
-    return "refusal";
-  }
-  return "end_turn";
-}
 
 // ---- requests ----
 
@@ -935,230 +756,5 @@ Result<std::string> anthropic_request_to_openai(const element& request,
   body.close();
   return out;
 }
-
-// ---- whole answers ----
-
-Result<std::string> anthropic_response_to_openai(std::string_view body, int64_t created,
-                                                 TokenUsage* usage_out) {
-  object root;
-  if (parse_answer(body, root)) {
-    return upstream_answer("is not JSON");
-  }
-  const auto content = array_of(root, "content");
-  if (!content) {
-    return upstream_answer("has no content array");
-  }
-  std::string text;
-  std::string reasoning;
-  std::string calls;
-  size_t call_count = 0;
-  for (const element b : *content) {
-    object block;
-    if (b.get(block)) {
-      return upstream_answer("has a content block that is not an object");
-    }
-    const std::string_view type = string_of(block, "type").value_or("");
-    if (type == "text") {
-      text += string_of(block, "text").value_or("");
-    } else if (type == "thinking") {
-      reasoning += string_of(block, "thinking").value_or("");
-    } else if (type == "tool_use") {
-      if (call_count++ > 0) {
-        calls.push_back(',');
-      }
-      const auto input = field_of(block, "input");
-      const std::string args = input ? simdjson::minify(*input) : std::string("{}");
-      JsonWriter(calls)
-          .begin_object()
-          .field("id", string_of(block, "id").value_or(""))
-          .field("type", "function")
-          .key("function")
-          .begin_object()
-          .field("name", string_of(block, "name").value_or(""))
-          .field("arguments", std::string_view(args))
-          .end_object()
-          .end_object();
-    }
-  }
-  TokenUsage usage;
-  if (const auto u = object_of(root, "usage")) {
-    read_anthropic_usage(*u, usage);
-  }
-  if (usage_out != nullptr) {
-    *usage_out = usage;
-  }
-  std::string out;
-  out.reserve(body.size() + 128);
-  JsonWriter w(out);
-  w.begin_object()
-      .field("id", string_of(root, "id").value_or(""))
-      .field("object", "chat.completion")
-      .field("created", created)
-      .field("model", string_of(root, "model").value_or(""))
-      .key("choices")
-      .begin_array()
-      .begin_object()
-      .field("index", 0)
-      .key("message")
-      .begin_object()
-      .field("role", "assistant")
-      .key("content");
-  if (text.empty() && call_count > 0) {
-    w.null();
-  } else {
-    w.value(std::string_view(text));
-  }
-  if (!reasoning.empty()) {
-    w.field("reasoning_content", std::string_view(reasoning));
-  }
-  if (call_count > 0) {
-    w.key("tool_calls").raw("[" + calls + "]");
-  }
-  w.key("refusal").null().end_object();
-  w.key("logprobs").null();
-  w.field("finish_reason", finish_reason_for(string_of(root, "stop_reason").value_or("end_turn")));
-  w.end_object().end_array().key("usage");
-  write_openai_usage(w, usage);
-  w.end_object();
-  return out;
-}
-
-Result<std::string> openai_response_to_anthropic(std::string_view body, TokenUsage* usage_out) {
-  object root;
-  if (parse_answer(body, root)) {
-    return upstream_answer("is not JSON");
-  }
-  const auto choices = array_of(root, "choices");
-  object choice;
-  object message;
-  if (!choices || choices->size() == 0 || choices->at(0).get(choice) ||
-      choice["message"].get(message)) {
-    return upstream_answer("has no choices[0].message");
-  }
-  std::string out;
-  out.reserve(body.size() + 128);
-  JsonWriter w(out);
-  w.begin_object()
-      .field("id", string_of(root, "id").value_or(""))
-      .field("type", "message")
-      .field("role", "assistant")
-      .field("model", string_of(root, "model").value_or(""))
-      .key("content")
-      .begin_array();
-  for (const char* key : {"reasoning_content", "reasoning"}) {
-    if (const auto r = string_of(message, key); r && !r->empty()) {
-      w.begin_object().field("type", "thinking").field("thinking", *r).field("signature", "");
-      w.end_object();
-      break;
-    }
-  }
-  std::string text;
-  if (const auto c = field_of(message, "content")) {
-    text = text_of_content(*c);
-  }
-  if (const auto refusal = string_of(message, "refusal"); refusal && text.empty()) {
-    text = std::string(*refusal);
-  }
-  if (!text.empty()) {
-    w.begin_object().field("type", "text").field("text", std::string_view(text)).end_object();
-  }
-  if (const auto calls = array_of(message, "tool_calls")) {
-    for (const element c : *calls) {
-      object call;
-      object function;
-      if (c.get(call) || call["function"].get(function)) {
-        return upstream_answer("has a tool call without a function");
-      }
-      const auto args = arguments_object(string_of(function, "arguments").value_or(""));
-      if (!args) {
-        return upstream_answer("has tool call arguments that are not a JSON object");
-      }
-      w.begin_object()
-          .field("type", "tool_use")
-          .field("id", string_of(call, "id").value_or(""))
-          .field("name", string_of(function, "name").value_or(""))
-          .key("input")
-          .raw(*args)
-          .end_object();
-    }
-  }
-  w.end_array();
-  w.field("stop_reason", stop_reason_for(string_of(choice, "finish_reason").value_or("stop")));
-  w.key("stop_sequence").null().key("usage");
-  TokenUsage usage;
-  if (const auto u = object_of(root, "usage")) {
-    read_openai_usage(*u, usage);
-  }
-  if (usage_out != nullptr) {
-    *usage_out = usage;
-  }
-  write_anthropic_usage(w, usage);
-  w.end_object();
-  return out;
-}
-
-std::optional<TokenUsage> usage_of_answer(Protocol protocol, std::string_view body) {
-  object root;
-  object usage;
-  if (parse_answer(body, root) || root["usage"].get(usage)) {
-    return std::nullopt;
-  }
-  TokenUsage u;
-  if (protocol == Protocol::anthropic) {
-    read_anthropic_usage(usage, u);
-  } else {
-    read_openai_usage(usage, u);
-  }
-  return u.reported ? std::optional(u) : std::nullopt;
-}
-
-std::string translate_error_body(std::string_view body, int status, Protocol client) {
-  std::string message;
-  object root;
-  if (!parse_answer(body, root)) {
-    if (const auto error = object_of(root, "error")) {
-      message = std::string(string_of(*error, "message").value_or(""));
-    } else if (const auto m = string_of(root, "message")) {
-      message = std::string(*m);
-    } else if (const auto detail = string_of(root, "detail")) {
-      message = std::string(*detail); // FastAPI-based servers (vLLM)
-    } else if (const auto e = string_of(root, "error")) {
-      message = std::string(*e); // Ollama, llama.cpp
-    }
-  }
-  if (message.empty()) {
-    std::string_view snippet = body.substr(0, 300);
-    while (!snippet.empty() && (snippet.back() == '\n' || snippet.back() == ' ')) {
-      snippet.remove_suffix(1);
-    }
-    message = "the upstream answered HTTP " + std::to_string(status) +
-              (snippet.empty() ? std::string() : ": " + std::string(snippet));
-  }
-  return error_body(client, make_error(kind_for_status(status), std::move(message)));
-}
-
-namespace dom {
-
-simdjson::error_code parse_answer(std::string_view body, object& out) {
-  thread_local simdjson::dom::parser parser;
-  thread_local std::string scratch;
-  scratch.reserve(body.size() + simdjson::SIMDJSON_PADDING);
-  scratch.assign(body);
-  element root;
-  if (const auto err = parser.parse(scratch.data(), scratch.size(), false).get(root)) {
-    return err;
-  }
-  return root.get(out);
-}
-
-simdjson::error_code parse_nested(std::string_view json, element& out) {
-  thread_local simdjson::dom::parser parser;
-  thread_local std::string scratch;
-  scratch.reserve(json.size() + simdjson::SIMDJSON_PADDING);
-  scratch.assign(json);
-  return parser.parse(scratch.data(), scratch.size(), false).get(out);
-}
-
-} // namespace dom
 
 } // namespace modelmux
