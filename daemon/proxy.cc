@@ -7,6 +7,7 @@
 #include "modelmux/stream_relay.h"
 #include "modelmux/translate.h"
 #include "modelmux/translation/responses.h"
+#include "modelmux/translation/token_count.h"
 
 #include <chrono>
 #include <random>
@@ -396,19 +397,62 @@ private:
         }
         continue;
       }
+      const auto exact = count_with_tokenizer(*step);
       m_res.status = 200;
       served_by(*step);
-      m_res.set_header("x-modelmux-estimated", "true");
+      if (!exact) {
+        m_res.set_header("x-modelmux-estimated", "true");
+      }
       std::string body;
       JsonWriter(body)
           .begin_object()
-          .field("input_tokens", m_body->estimated_prompt_tokens)
+          .field("input_tokens", exact.value_or(m_body->estimated_prompt_tokens))
           .end_object();
       m_res.set_content(std::move(body), "application/json");
       finish(200);
       return;
     }
     fail(all_failed(m_body->model, m_attempts));
+  }
+
+  // An exact count from the tokenizer endpoint of the step's server (vLLM, llama.cpp), on the
+  // chat request the messages request would become; nullopt when it has none or it failed.
+  // The calls are on the attempt list but never count against the target's health: a server
+  // started without its tokenizer routes answers 404 and still serves.
+  std::optional<int64_t> count_with_tokenizer(const RouteStep& step) {
+    const Tokenizer tokenizer = tokenizer_of(*step.target);
+    if (tokenizer == Tokenizer::none) {
+      return std::nullopt;
+    }
+    auto chat = anthropic_request_to_openai(m_body->root, step.upstream_model, {});
+    if (!chat) {
+      return std::nullopt;
+    }
+    const size_t key =
+        m_snapshot.health[step.target->index]->key_for(Clock::now()).value_or(0);
+    auto send = [&](std::string path, std::string body) -> std::optional<std::string> {
+      auto request = build_upstream_request(*step.target, ApiRoute::chat_completions,
+                                            step.upstream_model, std::move(body), false,
+                                            ClientHeaders{m_record.request_id, {}, {}}, key);
+      request.path = std::move(path); // at the server's root, not under /v1
+      m_attempt_started = Clock::now();
+      auto reply = send_buffered(*m_snapshot.pools[step.target->index], std::move(request),
+                                 step.target->timeout, 1024 * 1024);
+      record(step, reply.outcome, "tokenizer " + reply.detail, false);
+      if (reply.outcome != Outcome::ok) {
+        return std::nullopt;
+      }
+      return std::move(reply.body);
+    };
+    if (tokenizer == Tokenizer::vllm) {
+      const auto body = vllm_tokenize_body(chat.value());
+      const auto answer = body ? send("/tokenize", *body) : std::nullopt;
+      return answer ? vllm_token_count(*answer) : std::nullopt;
+    }
+    const auto prompt = send("/apply-template", std::move(chat.value()));
+    const auto body = prompt ? llamacpp_tokenize_body(*prompt) : std::nullopt;
+    const auto answer = body ? send("/tokenize", *body) : std::nullopt;
+    return answer ? llamacpp_token_count(*answer) : std::nullopt;
   }
 
   // What modelmux itself added until the answer (or a stream's first byte) was ready: the time
