@@ -541,7 +541,7 @@ private:
     p.translate = p.upstream != m_protocol;
     p.route = m_route;
     const auto& params = step.target->endpoint.params;
-    const auto limit = step.target->endpoint.max_output_tokens;
+    const auto limit = output_limit(step);
     if (m_protocol == Protocol::responses) {
       auto body = prepare_responses(step, p.upstream);
       if (!body) {
@@ -580,23 +580,40 @@ private:
     return p;
   }
 
+  // The most output tokens step's target can give this request: its max_output_tokens, and what
+  // its context window, as its probe learned it, leaves after the prompt (vLLM and llama.cpp
+  // refuse a request whose prompt and max_tokens together exceed the window).
+  std::optional<int64_t> output_limit(const RouteStep& step) const {
+    auto limit = step.target->endpoint.max_output_tokens;
+    const auto window =
+        m_snapshot.health[step.target->index]->learned_context_window(step.upstream_model);
+    if (window) {
+      const int64_t room = *window - m_body->estimated_prompt_tokens;
+      if (room > 0) {
+        limit = limit ? std::min(*limit, room) : room;
+      }
+    }
+    return limit;
+  }
+
   // The Responses request for one target: as is (but for the model, and the conversation in
   // place of previous_response_id) to a target that speaks Responses, else translated to chat
   // completions, and from there to Anthropic messages.
   Result<std::string> prepare_responses(const RouteStep& step, Protocol upstream) {
     const auto& endpoint = step.target->endpoint;
+    const auto limit = output_limit(step);
     if (upstream == Protocol::responses) {
       if (m_responses.previous_response_id.empty()) {
         return rewrite_request_body(m_req.body, *m_body, step.upstream_model, endpoint.params,
-                                    false, endpoint.max_output_tokens);
+                                    false, limit);
       }
       return responses_request_with_input(m_body->root, m_input, step.upstream_model,
-                                          endpoint.max_output_tokens);
+                                          limit);
     }
     m_responses.tools = ResponsesTools{};
     auto chat =
         responses_request_to_chat(m_body->root, m_input, step.upstream_model, endpoint.params,
-                                  upstream, m_responses.tools, endpoint.max_output_tokens);
+                                  upstream, m_responses.tools, limit);
     if (!chat || upstream != Protocol::anthropic) {
       return chat;
     }
@@ -607,7 +624,7 @@ private:
       return make_error(ErrorKind::internal, "the translated request did not parse");
     }
     return openai_request_to_anthropic(chat_root, step.upstream_model, {},
-                                       endpoint.max_output_tokens);
+                                       limit);
   }
 
   // A Responses request: its id, and the conversation it continues.

@@ -293,3 +293,29 @@ TEST_CASE("previous_response_id continues a streamed conversation, and store fal
   CHECK(refused->status == 400);
   CHECK(refused->body.find("is unknown or has expired") != std::string::npos);
 }
+
+TEST_CASE("a token limit is clamped to what a learned context window leaves after the prompt") {
+  std::string sent;
+  std::mutex m;
+  FakeUpstream local([&](const httplib::Request& req, httplib::Response& res) {
+    std::lock_guard lock(m);
+    sent = req.body;
+    res.set_content(R"({"id":"c","model":"m","choices":[{"index":0,"finish_reason":"stop",)"
+                    R"("message":{"role":"assistant","content":"ok"}}]})",
+                    "application/json");
+  });
+  TestDaemon d(fill("providers:\n  local: {type: openai, base_url: \"{url}\", probe: vllm}\n",
+                    {{"url", local.base_url()}}));
+  // What a vLLM probe learns from max_model_len.
+  d.app().snapshot()->health[0]->learn_context_windows({{"m", 8192}});
+  auto c = d.client();
+  const auto r = c.Post("/v1/messages",
+                        R"({"model":"local:m","max_tokens":32000,)"
+                        R"("messages":[{"role":"user","content":"12345678"}]})",
+                        "application/json");
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  std::lock_guard lock(m);
+  // The prompt is estimated at 3 tokens (four bytes a token, the role included): 8189 are left.
+  CHECK_MESSAGE(sent.find(R"("max_tokens":8189)") != std::string::npos, sent);
+}
