@@ -1,7 +1,7 @@
 // Stream relays to a Responses client: from a chat completions stream (each chunk becomes the
-// Responses events of the output item it belongs to), from an Anthropic stream (through the
-// Anthropic -> chat relay, chained), and from a target that streams Responses itself (relayed as
-// is, watched for its terminal event). Per item, a relay keeps the item's text, which the
+// Responses events of the output item it belongs to), from an Anthropic stream (each content
+// block an output item), and from a target that streams Responses itself (relayed as is,
+// watched for its terminal event). Per item, a relay keeps the item's text, which the
 // item's .done events repeat; the finished items are kept for response.completed, which repeats
 // the whole output as the API does (bounded by server.max_answer_size like any answer).
 #include "modelmux/stream_relay.h"
@@ -38,213 +38,70 @@ void write_event(std::string& out, int64_t& sequence, std::string_view type, Fie
   out.append("\n\n");
 }
 
-class ChatToResponses final : public StreamRelay {
+// The Responses side of a translated stream: output items opened, filled and closed as the
+// upstream's deltas arrive, each event numbered. The relays below feed it from chat chunks or
+// Anthropic events; it keeps the open item's text and the finished items, nothing else.
+class ResponsesEvents {
 public:
-  ChatToResponses(const StreamOptions& options, ResponsesContext context)
-      : StreamRelay(options, Protocol::responses), m_context(std::move(context)) {
+  enum class Item { none, message, reasoning, call };
+
+  explicit ResponsesEvents(ResponsesContext context) : m_context(std::move(context)) {
     m_suffix = m_context.id.size() > 5 ? m_context.id.substr(5) : m_context.id;
   }
 
-  void write_failure(const Error& error, std::string& out) override {
-    start(nullptr, out);
-    emit_response(out, "response.failed", "failed", {}, error.message);
-  }
+  const ResponsesContext& context() const { return m_context; }
+  // The response id without "resp_", which the ids of its items and calls carry.
+  const std::string& suffix() const { return m_suffix; }
+  const std::string& items() const { return m_items; }
+  Item item() const { return m_item; }
+  size_t output_bytes() const { return m_output_bytes; }
 
-  std::string_view response_id() const override { return m_context.id; }
-  std::string_view output_items() const override { return m_items; }
-
-private:
-  enum class Item { none, message, reasoning, call };
-
-  void on_data(std::string_view, std::string_view data, std::string& out) override {
-    if (data == "[DONE]") {
-      close(out);
-      return;
-    }
-    object root;
-    if (!parse(data, root)) {
-      return;
-    }
-    if (root["error"].error() == simdjson::SUCCESS) {
-      const std::string message(error_message_of(root));
-      start(nullptr, out);
-      emit_response(out, "response.failed", "failed", {}, message);
-      end_as(State::upstream_error, message);
-      return;
-    }
-    start(&root, out);
-    object usage;
-    if (!root["usage"].get(usage)) {
-      read_openai_usage(usage, m_usage);
-    }
-    array choices;
-    if (root["choices"].get(choices) || choices.size() == 0) {
-      return;
-    }
-    object choice;
-    if (choices.at(0).get(choice)) {
-      end_as(State::malformed, "choices[0] is not an object");
-      return;
-    }
-    object delta;
-    if (!choice["delta"].get(delta)) {
-      for (const char* key : {"reasoning_content", "reasoning"}) {
-        const std::string_view thinking = string_or(delta, key);
-        if (!thinking.empty()) {
-          open(Item::reasoning, out);
-          text_delta(out, "response.reasoning_text.delta", thinking);
-          break;
-        }
-      }
-      const std::string_view text = string_or(delta, "content");
-      if (!text.empty()) {
-        open(Item::message, out);
-        text_delta(out, "response.output_text.delta", text);
-      }
-      array calls;
-      if (!delta["tool_calls"].get(calls)) {
-        for (const element c : calls) {
-          object call;
-          if (c.get(call)) {
-            end_as(State::malformed, "a tool call delta is not an object");
-            return;
-          }
-          tool_delta(call, out);
-          if (state() != State::open) {
-            return;
-          }
-        }
-      }
-    }
-    std::string_view finish;
-    if (!choice["finish_reason"].get(finish)) {
-      m_finish_reason = std::string(finish);
-      m_finished = true;
-      close_item(out);
-    }
-  }
-
-  // Servers that end on a finish_reason without [DONE] answered completely.
-  void on_end(std::string& out) override {
-    if (m_finished) {
-      close(out);
-    }
-  }
-
-  void start(const object* root, std::string& out) {
+  // response.created and response.in_progress, once.
+  void start(std::string_view model, std::string& out) {
     if (m_started) {
       return;
     }
     m_started = true;
-    m_model = root ? std::string(string_or(*root, "model")) : std::string();
+    m_model = std::string(model);
     emit_response(out, "response.created", "in_progress", {}, {});
     emit_response(out, "response.in_progress", "in_progress", {}, {});
   }
 
-  void emit_response(std::string& out, std::string_view type, std::string_view status,
-                     std::string_view incomplete_reason, std::string_view error,
-                     const TokenUsage* usage = nullptr) {
-    write_event(out, m_sequence, type, [&](JsonWriter& w) {
-      ResponseObject r;
-      r.model = m_model;
-      r.status = status;
-      r.incomplete_reason = incomplete_reason;
-      r.error_message = error;
-      r.items = status == "in_progress" ? std::string_view() : std::string_view(m_items);
-      r.usage = usage;
-      w.key("response");
-      write_response_object(w, m_context, r);
-    });
-  }
-
-  std::string next_item_id(std::string_view prefix) {
-    return std::string(prefix) + m_suffix + "_" + std::to_string(m_output_index + 1);
-  }
-
-  void open(Item kind, std::string& out) {
-    if (m_item == kind && kind != Item::call) {
+  void text(std::string_view delta, std::string& out) {
+    if (delta.empty()) {
       return;
     }
-    close_item(out);
-    m_item = kind;
-    m_text.clear();
-    m_item_id = next_item_id(kind == Item::message     ? "msg_"
-                             : kind == Item::reasoning ? "rs_"
-                                                       : "fc_");
-    ++m_output_index;
-    write_event(out, m_sequence, "response.output_item.added", [&](JsonWriter& w) {
-      w.field("output_index", m_output_index).key("item");
-      if (kind == Item::message) {
-        write_message_item(w, m_item_id, "in_progress", {});
-      } else if (kind == Item::reasoning) {
-        w.begin_object().field("id", std::string_view(m_item_id)).field("type", "reasoning");
-        w.key("summary").raw("[]").key("content").raw("[]").end_object();
-      } else {
-        write_call_item(w, m_context.tools, m_item_id, "in_progress", m_call_id, m_call_name, {});
-      }
-    });
-    if (kind == Item::message) {
-      write_event(out, m_sequence, "response.content_part.added", [&](JsonWriter& w) {
-        item_fields(w);
-        w.key("part").raw(R"({"type":"output_text","text":"","annotations":[]})");
-      });
-    }
+    open(Item::message, out);
+    item_delta(out, "response.output_text.delta", delta);
   }
 
-  void item_fields(JsonWriter& w) {
-    w.field("item_id", std::string_view(m_item_id)).field("output_index", m_output_index);
-    if (m_item != Item::call) {
-      w.field("content_index", 0);
-    }
-  }
-
-  void text_delta(std::string& out, std::string_view type, std::string_view text) {
-    m_output_bytes += text.size();
-    m_text += text;
-    write_event(out, m_sequence, type, [&](JsonWriter& w) {
-      item_fields(w);
-      w.field("delta", text);
-      if (m_item == Item::message) {
-        w.key("logprobs").raw("[]");
-      }
-    });
-  }
-
-  void tool_delta(const object& call, std::string& out) {
-    int64_t index = -1;
-    const bool has_index = !call["index"].get(index);
-    const std::string_view id = string_or(call, "id");
-    object function;
-    const bool has_function = !call["function"].get(function);
-    // A new tool call starts at a new index, or (servers that send no index) at a new id.
-    const bool is_new = m_item != Item::call || (has_index && index != m_tool_index) ||
-                        (!has_index && !id.empty() && id != m_call_id);
-    if (is_new) {
-      if (has_index && index <= m_max_tool_index) {
-        end_as(State::malformed,
-               "tool call " + std::to_string(index) + " continued after the next one began");
-        return;
-      }
-      close_item(out); // the call before this one ends with its own id and name
-      m_tool_index = has_index ? index : m_max_tool_index + 1;
-      m_max_tool_index = m_tool_index;
-      m_call_id =
-          id.empty() ? "call_" + m_suffix + "_" + std::to_string(m_tool_index) : std::string(id);
-      m_call_name = has_function ? std::string(string_or(function, "name")) : std::string();
-      open(Item::call, out);
-    }
-    const std::string_view arguments = has_function ? string_or(function, "arguments") : "";
-    if (arguments.empty()) {
+  void reasoning(std::string_view delta, std::string& out) {
+    if (delta.empty()) {
       return;
     }
-    m_output_bytes += arguments.size();
-    m_text += arguments;
+    open(Item::reasoning, out);
+    item_delta(out, "response.reasoning_text.delta", delta);
+  }
+
+  void call_start(std::string call_id, std::string name, std::string& out) {
+    close_item(out); // the call before this one ends with its own id and name
+    m_call_id = std::move(call_id);
+    m_call_name = std::move(name);
+    open(Item::call, out);
+  }
+
+  void call_arguments(std::string_view delta, std::string& out) {
+    if (delta.empty() || m_item != Item::call) {
+      return;
+    }
+    m_output_bytes += delta.size();
+    m_text += delta;
     if (m_context.tools.is_custom(m_call_name)) {
       return; // a freeform tool's input is whole only once its JSON wrapper is: sent at the end
     }
     write_event(out, m_sequence, "response.function_call_arguments.delta", [&](JsonWriter& w) {
       item_fields(w);
-      w.field("delta", arguments);
+      w.field("delta", delta);
     });
   }
 
@@ -294,6 +151,88 @@ private:
     m_text.clear();
   }
 
+  // response.completed, or response.incomplete when finish_reason says the answer was cut.
+  void complete(std::string_view finish_reason, const TokenUsage& usage, std::string& out) {
+    start({}, out);
+    close_item(out);
+    const auto [status, reason] = responses_status_for(finish_reason);
+    emit_response(out, status == "completed" ? "response.completed" : "response.incomplete", status,
+                  reason, {}, &usage);
+  }
+
+  // response.failed; an item still open stays unfinished.
+  void fail(std::string_view message, std::string& out) {
+    start({}, out);
+    emit_response(out, "response.failed", "failed", {}, message);
+  }
+
+private:
+  void emit_response(std::string& out, std::string_view type, std::string_view status,
+                     std::string_view incomplete_reason, std::string_view error,
+                     const TokenUsage* usage = nullptr) {
+    write_event(out, m_sequence, type, [&](JsonWriter& w) {
+      ResponseObject r;
+      r.model = m_model;
+      r.status = status;
+      r.incomplete_reason = incomplete_reason;
+      r.error_message = error;
+      r.items = status == "in_progress" ? std::string_view() : std::string_view(m_items);
+      r.usage = usage;
+      w.key("response");
+      write_response_object(w, m_context, r);
+    });
+  }
+
+  void open(Item kind, std::string& out) {
+    if (m_item == kind && kind != Item::call) {
+      return;
+    }
+    close_item(out);
+    m_item = kind;
+    m_text.clear();
+    ++m_output_index;
+    m_item_id = std::string(kind == Item::message     ? "msg_"
+                            : kind == Item::reasoning ? "rs_"
+                                                      : "fc_") +
+                m_suffix + "_" + std::to_string(m_output_index);
+    write_event(out, m_sequence, "response.output_item.added", [&](JsonWriter& w) {
+      w.field("output_index", m_output_index).key("item");
+      if (kind == Item::message) {
+        write_message_item(w, m_item_id, "in_progress", {});
+      } else if (kind == Item::reasoning) {
+        w.begin_object().field("id", std::string_view(m_item_id)).field("type", "reasoning");
+        w.key("summary").raw("[]").key("content").raw("[]").end_object();
+      } else {
+        write_call_item(w, m_context.tools, m_item_id, "in_progress", m_call_id, m_call_name, {});
+      }
+    });
+    if (kind == Item::message) {
+      write_event(out, m_sequence, "response.content_part.added", [&](JsonWriter& w) {
+        item_fields(w);
+        w.key("part").raw(R"({"type":"output_text","text":"","annotations":[]})");
+      });
+    }
+  }
+
+  void item_fields(JsonWriter& w) {
+    w.field("item_id", std::string_view(m_item_id)).field("output_index", m_output_index);
+    if (m_item != Item::call) {
+      w.field("content_index", 0);
+    }
+  }
+
+  void item_delta(std::string& out, std::string_view type, std::string_view delta) {
+    m_output_bytes += delta.size();
+    m_text += delta;
+    write_event(out, m_sequence, type, [&](JsonWriter& w) {
+      item_fields(w);
+      w.field("delta", delta);
+      if (m_item == Item::message) {
+        w.key("logprobs").raw("[]");
+      }
+    });
+  }
+
   // A freeform tool's input, read back from the finished item.
   void custom_input_events(const std::string& item_json, std::string& out) {
     element item;
@@ -312,93 +251,264 @@ private:
     }
   }
 
-  void close(std::string& out) {
-    start(nullptr, out);
-    close_item(out);
-    TokenUsage usage = m_usage;
-    if (!usage.reported) {
-      // The upstream ignored stream_options.include_usage: estimate, four bytes a token.
-      usage.input_tokens = m_options.estimated_input_tokens;
-      usage.output_tokens = static_cast<int64_t>((m_output_bytes + 3) / 4);
-    }
-    const auto [status, reason] = responses_status_for(m_finish_reason);
-    emit_response(out, status == "completed" ? "response.completed" : "response.incomplete", status,
-                  reason, {}, &usage);
-    end_as(State::complete, {});
-  }
-
   ResponsesContext m_context;
   std::string m_suffix;
   std::string m_model;
   int64_t m_sequence = 0;
   bool m_started = false;
-  bool m_finished = false;
-  std::string m_finish_reason = "stop";
   Item m_item = Item::none;
   int64_t m_output_index = -1;
   std::string m_item_id;
   std::string m_text; // the open item's text or arguments, which its .done events repeat
   std::string m_call_id;
   std::string m_call_name;
-  int64_t m_tool_index = -1;
-  int64_t m_max_tool_index = -1;
   std::string m_items; // finished items, for response.completed and the conversation store
+  size_t m_output_bytes = 0;
 };
 
-// Anthropic -> chat -> Responses: the two relays chained through one reused buffer.
+// Usage for the end of a stream whose upstream reported none: estimated, four bytes a token.
+TokenUsage usage_or_estimate(const TokenUsage& reported, const StreamOptions& options,
+                             size_t output_bytes) {
+  if (reported.reported) {
+    return reported;
+  }
+  TokenUsage usage;
+  usage.input_tokens = options.estimated_input_tokens;
+  usage.output_tokens = static_cast<int64_t>((output_bytes + 3) / 4);
+  return usage;
+}
+
+// Chat completions chunks -> Responses events.
+class ChatToResponses final : public StreamRelay {
+public:
+  ChatToResponses(const StreamOptions& options, ResponsesContext context)
+      : StreamRelay(options, Protocol::responses), m_events(std::move(context)) {}
+
+  void write_failure(const Error& error, std::string& out) override {
+    m_events.fail(error.message, out);
+  }
+  std::string_view response_id() const override { return m_events.context().id; }
+  std::string_view output_items() const override { return m_events.items(); }
+
+private:
+  void on_data(std::string_view, std::string_view data, std::string& out) override {
+    if (data == "[DONE]") {
+      close(out);
+      return;
+    }
+    object root;
+    if (!parse(data, root)) {
+      return;
+    }
+    if (root["error"].error() == simdjson::SUCCESS) {
+      const std::string message(error_message_of(root));
+      m_events.fail(message, out);
+      end_as(State::upstream_error, message);
+      return;
+    }
+    m_events.start(string_or(root, "model"), out);
+    object usage;
+    if (!root["usage"].get(usage)) {
+      read_openai_usage(usage, m_usage);
+    }
+    array choices;
+    if (root["choices"].get(choices) || choices.size() == 0) {
+      return;
+    }
+    object choice;
+    if (choices.at(0).get(choice)) {
+      end_as(State::malformed, "choices[0] is not an object");
+      return;
+    }
+    object delta;
+    if (!choice["delta"].get(delta)) {
+      for (const char* key : {"reasoning_content", "reasoning"}) {
+        const std::string_view thinking = string_or(delta, key);
+        if (!thinking.empty()) {
+          m_events.reasoning(thinking, out);
+          break;
+        }
+      }
+      m_events.text(string_or(delta, "content"), out);
+      array calls;
+      if (!delta["tool_calls"].get(calls)) {
+        for (const element c : calls) {
+          object call;
+          if (c.get(call)) {
+            end_as(State::malformed, "a tool call delta is not an object");
+            return;
+          }
+          tool_delta(call, out);
+          if (state() != State::open) {
+            return;
+          }
+        }
+      }
+    }
+    m_output_bytes = m_events.output_bytes();
+    std::string_view finish;
+    if (!choice["finish_reason"].get(finish)) {
+      m_finish_reason = std::string(finish);
+      m_finished = true;
+      m_events.close_item(out);
+    }
+  }
+
+  // Servers that end on a finish_reason without [DONE] answered completely.
+  void on_end(std::string& out) override {
+    if (m_finished) {
+      close(out);
+    }
+  }
+
+  void tool_delta(const object& call, std::string& out) {
+    int64_t index = -1;
+    const bool has_index = !call["index"].get(index);
+    const std::string_view id = string_or(call, "id");
+    object function;
+    const bool has_function = !call["function"].get(function);
+    // A new tool call starts at a new index, or (servers that send no index) at a new id.
+    const bool is_new = m_events.item() != ResponsesEvents::Item::call ||
+                        (has_index && index != m_tool_index) ||
+                        (!has_index && !id.empty() && id != m_call_id);
+    if (is_new) {
+      if (has_index && index <= m_max_tool_index) {
+        end_as(State::malformed,
+               "tool call " + std::to_string(index) + " continued after the next one began");
+        return;
+      }
+      m_tool_index = has_index ? index : m_max_tool_index + 1;
+      m_max_tool_index = m_tool_index;
+      // A call with no id gets one unique to this response: clients match outputs by it.
+      m_call_id = id.empty() ? "call_" + m_events.suffix() + "_" + std::to_string(m_tool_index)
+                             : std::string(id);
+      m_events.call_start(
+          m_call_id, has_function ? std::string(string_or(function, "name")) : std::string(), out);
+    }
+    m_events.call_arguments(has_function ? string_or(function, "arguments") : "", out);
+  }
+
+  void close(std::string& out) {
+    m_output_bytes = m_events.output_bytes();
+    m_events.complete(m_finish_reason, usage_or_estimate(m_usage, m_options, m_output_bytes), out);
+    end_as(State::complete, {});
+  }
+
+  ResponsesEvents m_events;
+  bool m_finished = false;
+  std::string m_finish_reason = "stop";
+  std::string m_call_id;
+  int64_t m_tool_index = -1;
+  int64_t m_max_tool_index = -1;
+};
+
+// Anthropic events -> Responses events, directly: content blocks are output items.
 class AnthropicToResponses final : public StreamRelay {
 public:
   AnthropicToResponses(const StreamOptions& options, ResponsesContext context)
-      : StreamRelay(options, Protocol::responses) {
-    StreamOptions inner = options;
-    inner.client_wants_usage = true; // the chat relay's usage chunk feeds the Responses one
-    m_anthropic = make_stream_relay(Protocol::anthropic, Protocol::openai, inner);
-    m_chat = std::make_unique<ChatToResponses>(options, std::move(context));
-  }
+      : StreamRelay(options, Protocol::responses), m_events(std::move(context)) {}
 
-  void feed(std::string_view bytes, std::string& out) override {
-    m_middle.clear();
-    m_anthropic->feed(bytes, m_middle);
-    m_chat->feed(m_middle, out);
-    sync();
-  }
-  void finish(std::string& out) override {
-    m_middle.clear();
-    m_anthropic->finish(m_middle);
-    m_chat->feed(m_middle, out);
-    m_chat->finish(out);
-    sync();
-  }
-  void forward_comments() override {
-    m_anthropic->forward_comments();
-    m_chat->forward_comments();
-  }
   void write_failure(const Error& error, std::string& out) override {
-    m_chat->write_failure(error, out);
+    m_events.fail(error.message, out);
   }
-  std::string_view response_id() const override { return m_chat->response_id(); }
-  std::string_view output_items() const override { return m_chat->output_items(); }
+  std::string_view response_id() const override { return m_events.context().id; }
+  std::string_view output_items() const override { return m_events.items(); }
 
 private:
-  void on_data(std::string_view, std::string_view, std::string&) override {}
-  void on_end(std::string&) override {}
-
-  void sync() {
-    m_usage = m_anthropic->usage(); // Anthropic's own counts: cache writes included
-    m_output_bytes = m_chat->output_bytes();
-    if (state() != State::open) {
+  void on_data(std::string_view event, std::string_view data, std::string& out) override {
+    object root;
+    if (!parse(data, root)) {
       return;
     }
-    if (m_anthropic->state() == State::malformed) {
-      end_as(State::malformed, m_anthropic->problem());
-    } else if (m_chat->state() != State::open) {
-      end_as(m_chat->state(), m_chat->problem());
+    const std::string_view type = string_or(root, "type", event);
+    if (type == "ping") {
+      return;
     }
+    if (type == "error") {
+      const std::string message(error_message_of(root));
+      m_events.fail(message, out);
+      end_as(State::upstream_error, message);
+      return;
+    }
+    if (type == "message_start") {
+      object message;
+      if (root["message"].get(message)) {
+        end_as(State::malformed, "message_start has no message");
+        return;
+      }
+      object usage;
+      if (!message["usage"].get(usage)) {
+        read_anthropic_usage(usage, m_usage);
+      }
+      m_events.start(string_or(message, "model"), out);
+      m_started = true;
+      return;
+    }
+    if (!m_started) {
+      end_as(State::malformed, "\"" + std::string(type) + "\" came before message_start");
+      return;
+    }
+    if (type == "content_block_start") {
+      object block;
+      if (root["content_block"].get(block)) {
+        end_as(State::malformed, "content_block_start without a content_block");
+        return;
+      }
+      const std::string_view kind = string_or(block, "type");
+      if (kind == "tool_use") {
+        m_events.call_start(std::string(string_or(block, "id")),
+                            std::string(string_or(block, "name")), out);
+      } else if (kind == "text") {
+        m_events.text(string_or(block, "text"), out);
+      } else if (kind == "thinking") {
+        m_events.reasoning(string_or(block, "thinking"), out);
+      }
+    } else if (type == "content_block_delta") {
+      object delta;
+      if (root["delta"].get(delta)) {
+        end_as(State::malformed, "content_block_delta without a delta");
+        return;
+      }
+      const std::string_view kind = string_or(delta, "type");
+      if (kind == "text_delta") {
+        m_events.text(string_or(delta, "text"), out);
+      } else if (kind == "thinking_delta") {
+        m_events.reasoning(string_or(delta, "thinking"), out);
+      } else if (kind == "input_json_delta") {
+        if (m_events.item() != ResponsesEvents::Item::call) {
+          end_as(State::malformed, "input_json_delta for a block that is not a tool_use");
+          return;
+        }
+        m_events.call_arguments(string_or(delta, "partial_json"), out);
+      }
+    } else if (type == "content_block_stop") {
+      // A text block followed by another text block is one message; anything else ends it.
+      if (m_events.item() != ResponsesEvents::Item::message) {
+        m_events.close_item(out);
+      }
+    } else if (type == "message_delta") {
+      object delta;
+      if (!root["delta"].get(delta)) {
+        m_finish_reason = finish_reason_for(string_or(delta, "stop_reason", "end_turn"));
+      }
+      object usage;
+      if (!root["usage"].get(usage)) {
+        read_anthropic_usage(usage, m_usage);
+      }
+    } else if (type == "message_stop") {
+      m_output_bytes = m_events.output_bytes();
+      m_events.complete(m_finish_reason, usage_or_estimate(m_usage, m_options, m_output_bytes),
+                        out);
+      end_as(State::complete, {});
+    }
+    m_output_bytes = m_events.output_bytes();
   }
 
-  std::unique_ptr<StreamRelay> m_anthropic;
-  std::unique_ptr<ChatToResponses> m_chat;
-  std::string m_middle;
+  void on_end(std::string&) override {}
+
+  ResponsesEvents m_events;
+  bool m_started = false;
+  std::string_view m_finish_reason = "stop";
 };
 
 // A target that speaks Responses: every event relayed as is.
