@@ -153,6 +153,19 @@ std::optional<std::string> App::usage_json(std::string_view period) const {
 }
 
 void App::replace_snapshot(std::shared_ptr<const Snapshot> snapshot) {
+  std::lock_guard lock(m_publish_mutex);
+  publish(std::move(snapshot));
+}
+
+void App::reload(std::shared_ptr<const Snapshot> snapshot) {
+  {
+    std::lock_guard lock(m_publish_mutex);
+    publish(with_runtime_models(std::move(snapshot)));
+  }
+  m_metrics.config_reload(true);
+}
+
+void App::publish(std::shared_ptr<const Snapshot> snapshot) {
   const auto& logging = snapshot->config->logging;
   m_log.configure(logging.level, logging.format);
   const auto old = m_snapshot.load();
@@ -241,7 +254,8 @@ Status App::open_runtime_models(const std::string& state_dir) {
     std::lock_guard lock(m_runtime_mutex);
     m_runtime = std::move(opened.value());
   }
-  replace_snapshot(with_runtime_models(snapshot()));
+  std::lock_guard lock(m_publish_mutex);
+  publish(with_runtime_models(snapshot()));
   return ok();
 }
 
@@ -288,6 +302,7 @@ std::shared_ptr<const Snapshot> App::with_runtime_models(std::shared_ptr<const S
 }
 
 Result<std::string> App::register_model(std::string_view json_body) {
+  std::lock_guard publishing(m_publish_mutex);
   Result<std::string> id = make_error(ErrorKind::internal, "");
   {
     std::lock_guard lock(m_runtime_mutex);
@@ -307,19 +322,20 @@ Result<std::string> App::register_model(std::string_view json_body) {
     }
     return make_error(ErrorKind::invalid_request, message);
   }
-  replace_snapshot(merged.snapshot);
+  publish(merged.snapshot);
   m_log.info("model_registered", {{"model", "custom:" + id.value()}});
   return id;
 }
 
 Result<bool> App::remove_model(const std::string& id) {
+  std::lock_guard publishing(m_publish_mutex);
   Result<bool> removed = false;
   {
     std::lock_guard lock(m_runtime_mutex);
     removed = m_runtime.remove(id);
   }
   if (removed && removed.value()) {
-    replace_snapshot(with_runtime_models(snapshot()));
+    publish(with_runtime_models(snapshot()));
     m_log.info("model_removed", {{"model", "custom:" + id}});
   }
   return removed;

@@ -990,12 +990,14 @@ void inherit_providers(Loader& l, Config& c, const std::vector<CustomMarks>& mar
 
 void read_top_level(Loader& l, const YAML::Node& root, Config& c) {
   std::vector<CustomMarks> marks;
+  SourceMark listen_mark;
   l.each_key(
       root, "",
       {"listen", "state_dir", "server", "auth", "providers", "custom_models", "aliases", "routing",
        "health", "budget", "logging"},
       [&](const std::string& key, const YAML::Node& v, const std::string& p, const YAML::Node&) {
         if (key == "listen") {
+          listen_mark = mark_of(v);
           if (auto s = l.string(v, p)) {
             if (auto a = parse_listen(*s)) {
               c.listen = *a;
@@ -1173,6 +1175,13 @@ void read_top_level(Loader& l, const YAML::Node& root, Config& c) {
       l.fail_at(c.routing.passthrough->mark, "routing.passthrough",
                 "no provider named \"" + name + "\" (passthrough names a provider)");
     }
+  }
+  // The rule serve applies before it binds, here so that check (ExecStartPre) refuses what serve
+  // would refuse.
+  if (!is_loopback_host(c.listen.host) && c.auth.client_keys.empty()) {
+    l.fail_at(listen_mark, "listen",
+              "is not a loopback address and auth.client_keys is empty: anyone on the network "
+              "could spend your provider keys (set client keys, or listen on 127.0.0.1)");
   }
   if (c.health.max_ejection_time < c.health.base_ejection_time) {
     l.fail_at(SourceMark{}, "health.outlier.max_ejection_time",

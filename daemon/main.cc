@@ -48,13 +48,6 @@ int serve(const CliArgs& args) {
     return 1;
   }
   const auto& config = *load.snapshot->config;
-  if (!is_loopback_host(config.listen.host) && config.auth.client_keys.empty()) {
-    log.error("startup_failed",
-              {{"reason", "listen is not a loopback address and auth.client_keys is empty: "
-                          "anyone on the network could spend your provider keys"},
-               {"listen", config.listen.host}});
-    return 1;
-  }
 
   App app(load.snapshot, log);
   const std::string usage_path = config.state_dir + "/usage.jsonl";

@@ -154,3 +154,75 @@ TEST_CASE("a sealed value opens only with its key and unchanged") {
   CHECK_FALSE(open_sealed(other, a));
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("reloads and admin registrations racing each other are all applied") {
+  const auto state =
+      std::filesystem::temp_directory_path() / ("modelmux-race-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(state);
+  std::filesystem::create_directories(state);
+  const auto yaml = [&](int generation) {
+    return "state_dir: " + state.string() +
+           "\nauth: {admin_key: admin-secret}\ncustom_models:\n  - {id: demo, type: mock}\n"
+           "aliases:\n  generation-" +
+           std::to_string(generation) + ": custom:demo\n";
+  };
+  TestDaemon d(yaml(0));
+  REQUIRE(d.app().open_runtime_models(state.string()));
+  constexpr int k_rounds = 200;
+  // Each side checks, once its change returned, that the change is served: a publish that
+  // overwrote it with a snapshot computed before it would show here. Configs are loaded
+  // before the race, as SIGHUP loads the file before it publishes.
+  std::vector<std::shared_ptr<const Snapshot>> configs;
+  for (int i = 1; i <= k_rounds; ++i) {
+    configs.push_back(load_test_snapshot(yaml(i)));
+  }
+  // The generation of the config a snapshot serves.
+  const auto generation_of = [](const Snapshot& snapshot) {
+    for (const auto& alias : snapshot.registry->aliases()) {
+      if (alias.name.rfind("generation-", 0) == 0) {
+        return std::stoi(alias.name.substr(11));
+      }
+    }
+    return -1;
+  };
+  std::mutex m;
+  std::vector<std::string> lost;
+  std::atomic<int> reloaded{0};
+  std::thread reloader([&] {
+    for (int i = 1; i <= k_rounds; ++i) {
+      d.app().reload(configs[static_cast<size_t>(i - 1)]);
+      reloaded = i;
+      if (generation_of(*d.app().snapshot()) < i) {
+        std::lock_guard lock(m);
+        lost.push_back("reload " + std::to_string(i) + " was undone");
+      }
+    }
+  });
+  std::thread registrar([&] {
+    for (int i = 0; i < k_rounds; ++i) {
+      const std::string id = "runtime-" + std::to_string(i);
+      const auto registered = d.app().register_model(R"({"id":")" + id + R"(","type":"mock"})");
+      const int done = reloaded.load();
+      const auto now = d.app().snapshot();
+      std::lock_guard lock(m);
+      if (!registered) {
+        lost.push_back(id + ": " + registered.error().message);
+      } else if (now->registry->custom(id) == nullptr) {
+        lost.push_back("registration " + id + " was undone");
+      } else if (generation_of(*now) < done) {
+        lost.push_back("registration " + id + " undid reload " + std::to_string(done));
+      }
+    }
+  });
+  reloader.join();
+  registrar.join();
+  CHECK_MESSAGE(lost.empty(), (lost.empty() ? "" : lost.front())
+                                  << " and " << lost.size() - 1 << " more");
+  const auto snapshot = d.app().snapshot();
+  for (int i = 0; i < k_rounds; ++i) {
+    CAPTURE(i);
+    CHECK(snapshot->registry->custom("runtime-" + std::to_string(i)) != nullptr);
+  }
+  CHECK(snapshot->registry->alias("generation-" + std::to_string(k_rounds)) != nullptr);
+  std::filesystem::remove_all(state);
+}

@@ -60,10 +60,7 @@ public:
   ResponseStore& responses() { return m_responses; }
   GatewayMetrics& metrics() { return m_metrics; }
   // A SIGHUP: a new config swapped in (with the runtime models), or one refused.
-  void reload(std::shared_ptr<const Snapshot> snapshot) {
-    replace_snapshot(with_runtime_models(std::move(snapshot)));
-    m_metrics.config_reload(true);
-  }
+  void reload(std::shared_ptr<const Snapshot> snapshot);
   void reload_failed() { m_metrics.config_reload(false); }
   // GET /metrics.
   std::string metrics_text() const;
@@ -97,6 +94,8 @@ public:
 
 private:
   SnapshotLoad merge_runtime_models(const Snapshot& snapshot);
+  // Swaps in snapshot; the caller holds m_publish_mutex.
+  void publish(std::shared_ptr<const Snapshot> snapshot);
   // live: a request of this run (counted in metrics too), not one restored from the log.
   void add_to_stats(const UsageRecord& record, bool live);
 
@@ -106,7 +105,10 @@ private:
   MemoryResponseStore m_responses;
   GatewayMetrics m_metrics;
   double m_start_time_seconds;
-  std::mutex m_runtime_mutex; // one admin write at a time
+  // One change of the published snapshot at a time — a reload, an admin registration or
+  // removal — each computed from the one before, so none can overwrite another's.
+  std::mutex m_publish_mutex;
+  std::mutex m_runtime_mutex; // the runtime models' file and list
   RuntimeModels m_runtime;
   mutable std::mutex m_stats_mutex;
   std::condition_variable m_stats_changed;
