@@ -44,6 +44,7 @@ void Report::add(const UsageRecord& r) {
     ++m_rows[std::string(from)].fallbacks;
   }
   if (r.target.empty()) {
+    ++m_unserved;
     return;
   }
   auto& row = m_rows[r.target];
@@ -70,6 +71,7 @@ ReportRow Report::total() const {
   for (const auto& [target, r] : m_rows) {
     t += r;
   }
+  t.requests += m_unserved; // every request counts, those no target could serve included
   return t;
 }
 
@@ -108,6 +110,11 @@ std::string Report::table() const {
   };
   for (const auto& [target, r] : m_rows) {
     row(target, r);
+  }
+  if (m_unserved > 0) {
+    ReportRow unserved;
+    unserved.requests = m_unserved;
+    row("(no target could serve)", unserved);
   }
   row("TOTAL", total());
   return out;

@@ -40,6 +40,7 @@ private:
 
   std::string m_month;
   std::map<std::string, ReportRow> m_rows;
+  int64_t m_unserved = 0; // requests no target could serve (502/504/429): only in the total
 };
 
 } // namespace modelmux
