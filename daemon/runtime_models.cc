@@ -1,6 +1,7 @@
 // Runtime custom models: validation by the config loader, sealed persistence.
 #include "modelmux/runtime_models.h"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <yaml-cpp/yaml.h>
@@ -37,6 +38,79 @@ std::string models_path(const std::string& dir) {
 
 std::string key_path(const std::string& dir) {
   return dir + "/secret.key";
+}
+
+bool ends_with(const std::string& s, std::string_view suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// The registration shape of the routers modelmux replaces, {"model_name", "model_id",
+// "endpoint_url", "provider", "api_key"}, as a custom_models entry: model_id is the id clients
+// address (custom:<model_id>) and the model sent upstream, model_name its display name; an
+// endpoint URL ending in /chat/completions or /messages gives the base URL and the protocol.
+Result<YAML::Node> from_router_shape(const YAML::Node& in) {
+  static const std::vector<std::string> k_fields = {"model_name", "model_id", "endpoint_url",
+                                                    "provider", "api_key"};
+  YAML::Node out;
+  for (const auto& field : in) {
+    const auto key = field.first.as<std::string>();
+    if (std::find(k_fields.begin(), k_fields.end(), key) == k_fields.end()) {
+      return make_error(ErrorKind::invalid_request,
+                        key + ": unknown key (this shape takes model_name, model_id, "
+                              "endpoint_url, provider and api_key)",
+                        key);
+    }
+    if (!field.second.IsScalar()) {
+      return make_error(ErrorKind::invalid_request, key + ": expected a string", key);
+    }
+  }
+  if (!in["model_id"] || !in["endpoint_url"]) {
+    return make_error(ErrorKind::invalid_request,
+                      "model_id and endpoint_url are required (model_id is what clients send, "
+                      "as custom:<model_id>)");
+  }
+  std::string url = in["endpoint_url"].as<std::string>();
+  std::string type;
+  for (const auto& [suffix, protocol] :
+       {std::pair<std::string_view, std::string_view>{"/chat/completions", "openai"},
+        {"/messages", "anthropic"}}) {
+    if (ends_with(url, suffix)) {
+      url.resize(url.size() - suffix.size());
+      type = protocol;
+    }
+  }
+  if (in["provider"]) {
+    const auto provider = in["provider"].as<std::string>();
+    const std::string named = provider == "openai-compatible"      ? "openai"
+                              : provider == "anthropic-compatible" ? "anthropic"
+                                                                   : "";
+    if (named.empty()) {
+      return make_error(ErrorKind::invalid_request,
+                        "provider: expected \"openai-compatible\" or \"anthropic-compatible\"",
+                        "provider");
+    }
+    if (!type.empty() && type != named) {
+      return make_error(
+          ErrorKind::invalid_request,
+          "provider: \"" + provider + "\" but endpoint_url is " +
+              (type == "anthropic" ? "an Anthropic /messages" : "an OpenAI /chat/completions") +
+              " URL",
+          "provider");
+    }
+    type = named;
+  }
+  out["id"] = in["model_id"].as<std::string>();
+  out["model"] = in["model_id"].as<std::string>();
+  out["type"] = type.empty() ? std::string("openai") : type;
+  out["endpoint"] = url;
+  if (in["model_name"]) {
+    out["display_name"] = in["model_name"].as<std::string>();
+  }
+  if (in["api_key"]) {
+    out["api_key"] = in["api_key"].as<std::string>();
+  }
+  return out;
 }
 
 } // namespace
@@ -120,6 +194,13 @@ Result<std::string> RuntimeModels::add(std::string_view json_body, const Config&
   if (!node.IsMap()) {
     return make_error(ErrorKind::invalid_request,
                       "the request body must be a JSON object shaped like a custom_models entry");
+  }
+  if (node["model_id"] || node["endpoint_url"] || node["model_name"]) {
+    auto converted = from_router_shape(node);
+    if (!converted) {
+      return converted.error();
+    }
+    node = converted.value();
   }
   const std::string entry = emit(node);
   const auto load = load_entries({entry}, config.base_dir);

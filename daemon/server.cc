@@ -430,6 +430,7 @@ void Server::handle_post(const httplib::Request& req, httplib::Response& res) {
     JsonWriter(body)
         .begin_object()
         .field("id", std::string_view("custom:" + id.value()))
+        .field("model_id", std::string_view("custom:" + id.value())) // the routers' name for it
         .field("registered", true)
         .end_object();
     res.set_content(body, "application/json");

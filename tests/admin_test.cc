@@ -226,3 +226,47 @@ TEST_CASE("reloads and admin registrations racing each other are all applied") {
   CHECK(snapshot->registry->alias("generation-" + std::to_string(k_rounds)) != nullptr);
   std::filesystem::remove_all(state);
 }
+
+TEST_CASE("the registration shape of the routers modelmux replaces is accepted and answers "
+          "custom:<model_id>") {
+  FakeUpstream upstream([](const httplib::Request& req, httplib::Response& res) {
+    CHECK(req.get_header_value("Authorization") == "Bearer sk-router-shape-1");
+    CHECK(req.body.find(R"("model":"meta-llama/Llama-3.1-8B")") != std::string::npos);
+    res.set_content(k_chat_completion, "application/json");
+  });
+  TestDaemon d("auth: {admin_key: admin-secret}\ncustom_models:\n  - {id: demo, type: mock}\n");
+  auto c = d.client();
+  const std::string body =
+      fill(R"({"model_name": "Llama 3.1 8B", "model_id": "meta-llama/Llama-3.1-8B",
+      "endpoint_url": "{url}/chat/completions", "provider": "openai-compatible",
+      "api_key": "sk-router-shape-1"})",
+           {{"url", upstream.base_url()}});
+  auto r = c.Post("/api/models/custom", admin(), body, "application/json");
+  REQUIRE(r);
+  CHECK(r->status == 201);
+  CHECK(r->body.find(R"("model_id":"custom:meta-llama/Llama-3.1-8B")") != std::string::npos);
+  const auto listed = c.Get("/api/models/custom");
+  REQUIRE(listed);
+  CHECK(listed->body.find("Llama 3.1 8B") != std::string::npos);
+  CHECK(listed->body.find("sk-router-shape-1") == std::string::npos);
+  r = c.Post(
+      "/v1/chat/completions",
+      R"({"model":"custom:meta-llama/Llama-3.1-8B","messages":[{"role":"user","content":"hi"}]})",
+      "application/json");
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  // A provider that contradicts the path, and an unknown field, are 400s naming them.
+  r = c.Post("/api/models/custom", admin(),
+             R"({"model_id": "x", "endpoint_url": "http://127.0.0.1:1/v1/messages",
+                 "provider": "openai-compatible"})",
+             "application/json");
+  REQUIRE(r);
+  CHECK(r->status == 400);
+  CHECK(r->body.find("endpoint_url is an Anthropic /messages URL") != std::string::npos);
+  r = c.Post("/api/models/custom", admin(),
+             R"({"model_id": "x", "endpoint_url": "http://127.0.0.1:1/v1", "temperature": 1})",
+             "application/json");
+  REQUIRE(r);
+  CHECK(r->status == 400);
+  CHECK(r->body.find("temperature: unknown key") != std::string::npos);
+}
