@@ -253,15 +253,27 @@ private:
     Clock::time_point deadline;
     std::chrono::milliseconds idle{0};
     std::shared_ptr<TargetHealth> health;
+    GatewayMetrics* metrics = nullptr;
+    std::string target; // its one name, as on every surface
     std::chrono::milliseconds first_byte_latency{0};
     bool settled = false;
+    Outcome outcome = Outcome::ok;
 
-    // How the stream ended counts once for the target's health. A client that leaves does not
-    // count against it.
-    void settle(Outcome outcome) {
+    // How the stream ended is the attempt's outcome, recorded once in the metrics and the
+    // target's health (and, by the caller, the usage log): a stream cut after its first byte is
+    // a failed attempt, never "ok". A client that leaves settles nothing against the target.
+    void settle(Outcome how) {
       if (!settled) {
         settled = true;
-        health->record_attempt(outcome, first_byte_latency, Clock::now());
+        outcome = how;
+        metrics->attempt(target, how);
+        health->record_attempt(how, first_byte_latency, Clock::now());
+      }
+    }
+    void client_left() {
+      if (!settled) {
+        settled = true;
+        metrics->attempt(target, Outcome::ok); // the target did not fail; it was cut off
       }
     }
 
@@ -428,8 +440,7 @@ private:
     if (!chat) {
       return std::nullopt;
     }
-    const size_t key =
-        m_snapshot.health[step.target->index]->key_for(Clock::now()).value_or(0);
+    const size_t key = m_snapshot.health[step.target->index]->key_for(Clock::now()).value_or(0);
     auto send = [&](std::string path, std::string body) -> std::optional<std::string> {
       auto request = build_upstream_request(*step.target, ApiRoute::chat_completions,
                                             step.upstream_model, std::move(body), false,
@@ -607,13 +618,11 @@ private:
         return rewrite_request_body(m_req.body, *m_body, step.upstream_model, endpoint.params,
                                     false, limit);
       }
-      return responses_request_with_input(m_body->root, m_input, step.upstream_model,
-                                          limit);
+      return responses_request_with_input(m_body->root, m_input, step.upstream_model, limit);
     }
     m_responses.tools = ResponsesTools{};
-    auto chat =
-        responses_request_to_chat(m_body->root, m_input, step.upstream_model, endpoint.params,
-                                  upstream, m_responses.tools, limit);
+    auto chat = responses_request_to_chat(m_body->root, m_input, step.upstream_model,
+                                          endpoint.params, upstream, m_responses.tools, limit);
     if (!chat || upstream != Protocol::anthropic) {
       return chat;
     }
@@ -623,8 +632,7 @@ private:
     if (m_chat_parser.parse(m_chat_scratch).get(chat_root)) {
       return make_error(ErrorKind::internal, "the translated request did not parse");
     }
-    return openai_request_to_anthropic(chat_root, step.upstream_model, {},
-                                       limit);
+    return openai_request_to_anthropic(chat_root, step.upstream_model, {}, limit);
   }
 
   // A Responses request: its id, and the conversation it continues.
@@ -1126,11 +1134,15 @@ private:
     if (!c.relay) {
       return conclude_buffered(c);
     }
-    // The attempt counts for the target's health when the stream ends, not now.
-    record(step, Outcome::ok, "HTTP " + std::to_string(c.status), false);
+    // The attempt's outcome is known when the stream ends, not now: it is on the attempt list
+    // for the headers, and settles in the metrics, health and usage log at the end.
+    m_upstream_wait += Clock::now() - c.started;
+    m_attempts.push_back(Attempt{step.label, Outcome::ok, "HTTP " + std::to_string(c.status)});
     auto relay = c.relay;
     relay->relay->forward_comments();
     relay->health = m_snapshot.health[step.target->index];
+    relay->metrics = &m_app.metrics();
+    relay->target = step.label;
     relay->first_byte_latency =
         std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - c.started);
     m_res.status = c.status;
@@ -1155,6 +1167,14 @@ private:
         [relay, &app, log_record, usage, estimated, price, reference, responses,
          input_items = m_input_items](bool) mutable {
           relay->stream->cancel(); // a client that left closes the upstream too
+          relay->client_left();
+          if (relay->outcome != Outcome::ok) {
+            usage.outcome = std::string(to_string(relay->outcome));
+            app.log().warn("attempt_failed", {{"request_id", log_record.request_id},
+                                              {"target", relay->target},
+                                              {"outcome", to_string(relay->outcome)},
+                                              {"detail", "after the first byte"}});
+          }
           if (responses && relay->relay->state() == StreamRelay::State::complete) {
             keep_response(app, *responses, relay->relay->response_id(), input_items,
                           relay->relay->output_items());

@@ -49,6 +49,9 @@ void Report::add(const UsageRecord& r) {
   }
   auto& row = m_rows[r.target];
   ++row.requests;
+  if (r.outcome != "ok") {
+    ++row.failures; // a stream that broke after its first byte: served, and failed
+  }
   row.input_tokens += r.input_tokens;
   row.output_tokens += r.output_tokens;
   row.cost_micros += r.cost_micros;

@@ -39,7 +39,7 @@ TrafficBucket* slot(std::span<TrafficBucket> ring, int64_t index) {
 
 void TrafficHistory::add(const UsageRecord& record, const Registry& registry) {
   const int64_t index = record.ts_ms / k_bucket_ms;
-  const bool ok = record.status >= 200 && record.status < 300;
+  const bool ok = served_whole(record);
   if (auto* b = slot(m_buckets, index)) {
     ++b->requests;
     b->failed += ok ? 0 : 1;

@@ -88,7 +88,7 @@ std::string to_json_line(const UsageRecord& r) {
   for (const auto& t : r.failed_targets) {
     w.value(std::string_view(t));
   }
-  w.end_array().field("ts_ms", r.ts_ms).end_object();
+  w.end_array().field("outcome", std::string_view(r.outcome)).field("ts_ms", r.ts_ms).end_object();
   out.push_back('\n');
   return out;
 }
@@ -193,6 +193,10 @@ std::optional<UsageRecord> parse_usage_line(std::string_view line) {
       ok = !value.get_double().get(r.latency_ms);
     } else if (key == "ttft_ms") {
       ok = !value.get_double().get(r.ttft_ms);
+    } else if (key == "outcome") {
+      std::string_view s;
+      ok = !value.get_string().get(s);
+      r.outcome = std::string(s);
     } else if (key == "failed_targets") {
       simdjson::ondemand::array targets;
       ok = !value.get_array().get(targets);
@@ -240,9 +244,13 @@ UsageTotals& UsageTotals::operator+=(const UsageTotals& o) {
   return *this;
 }
 
+bool served_whole(const UsageRecord& r) {
+  return r.status >= 200 && r.status < 300 && r.outcome == "ok";
+}
+
 void UsageTotals::add(const UsageRecord& r) {
   ++requests;
-  if (r.status >= 200 && r.status < 300) {
+  if (served_whole(r)) {
     ++succeeded;
   } else {
     ++failed;

@@ -173,7 +173,8 @@ routing:
         std::string::npos);
   CHECK(json.find(R"({"target":"custom:broken","requests":0,"failures":1,"fallbacks":0,)") !=
         std::string::npos);
-  CHECK(json.find(R"("total":{"requests":4,"failures":2,"fallbacks":1,"input_tokens":4400,)"
+  // Five requests were made: the 502 counts in the total too.
+  CHECK(json.find(R"("total":{"requests":5,"failures":2,"fallbacks":1,"input_tokens":4400,)"
                   R"("output_tokens":550,"cost_usd":0.002450,"reference_cost_usd":0.015750,)"
                   R"("savings_usd":0.013300,"savings_percent":84.4})") != std::string::npos);
   std::filesystem::remove_all(dir);

@@ -82,7 +82,7 @@ TEST_CASE("a runtime model is validated like the config, serves with its key, an
     r = c.Post("/api/models/custom", admin(), entry, "application/json");
     REQUIRE(r);
     CHECK(r->status == 201);
-    CHECK(r->body == R"({"id":"custom:runtime","registered":true})");
+    CHECK(r->body == R"({"id":"custom:runtime","model_id":"custom:runtime","registered":true})");
     r = c.Post("/v1/chat/completions", chat_body("custom:runtime"), "application/json");
     REQUIRE(r);
     CHECK(r->status == 200);

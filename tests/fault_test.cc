@@ -2,8 +2,10 @@
 // next target answers and only x-modelmux-attempts tells; alone, the client gets a 502/504
 // naming the outcome; after the first byte, the stream ends with an error event, never [DONE].
 #include "fake_upstream.h"
+#include "modelmux/usage_log.h"
 
 #include <arpa/inet.h>
+#include <filesystem>
 #include <netinet/in.h>
 #include <unistd.h>
 
@@ -249,4 +251,92 @@ TEST_CASE("a hedged target that fails leaves the race to the other") {
   CHECK(r->status == 200);
   CHECK(header(r, "x-modelmux-target") == "custom:slow");
   CHECK(header(r, "x-modelmux-attempts") == "2");
+}
+
+namespace {
+
+// A raw upstream that sends a stream's head and first event, waits until the client has it
+// (so the request is committed), then breaks off as `how` says.
+RawUpstream breaking_stream(const std::string& how, Latch& client_has_first) {
+  return RawUpstream([how, &client_has_first](int c) {
+    char buf[8192];
+    (void)::recv(c, buf, sizeof buf, 0);
+    auto chunk = [](const std::string& s) {
+      char size[16];
+      std::snprintf(size, sizeof size, "%zx\r\n", s.size());
+      return size + s + "\r\n";
+    };
+    const std::string head =
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n" +
+        chunk("data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}\n\n");
+    (void)::send(c, head.data(), head.size(), MSG_NOSIGNAL);
+    client_has_first.wait();
+    std::string rest;
+    if (how == "malformed") {
+      rest += chunk("data: {not json\n\n");
+    }
+    if (how == "truncated" || how == "malformed") {
+      rest += "0\r\n\r\n"; // a clean end, without [DONE] or a finish_reason
+    }
+    (void)::send(c, rest.data(), rest.size(), MSG_NOSIGNAL);
+    if (how == "reset") {
+      linger hard{1, 0};
+      ::setsockopt(c, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
+      return;
+    }
+    // Silent until modelmux gives up and closes (the rest of the request may still arrive).
+    while (::recv(c, buf, sizeof buf, 0) > 0) {
+    }
+  });
+}
+
+} // namespace
+
+TEST_CASE("a stream that breaks after its first byte is a failed attempt in metrics, health and "
+          "the usage log") {
+  for (const std::string how : {"idle", "truncated", "malformed", "reset"}) {
+    CAPTURE(how);
+    Latch client_has_first;
+    RawUpstream upstream = breaking_stream(how, client_has_first);
+    const auto dir = std::filesystem::temp_directory_path() /
+                     ("modelmux-midstream-" + std::to_string(::getpid()) + "-" + how);
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    TestDaemon d(fill(R"(
+custom_models:
+  - {id: alone, endpoint: "{url}", model: m, timeout: 2s, idle_timeout: 300ms, probe: none}
+health:
+  min_requests: 1
+)",
+                      {{"url", upstream.base_url()}}));
+    REQUIRE(d.app().open_usage_log((dir / "usage.jsonl").string()));
+    const auto s = stream_post(d.port(), "/v1/chat/completions", chat_body("custom:alone", true),
+                               [&](const std::string&) { client_has_first.open(); });
+    CHECK(s.status == 200);
+    CHECK(s.body.find("\"content\":\"a\"") != std::string::npos);
+    CHECK(s.body.find("data: {\"error\":") != std::string::npos);
+    CHECK(s.body.find("[DONE]") == std::string::npos);
+    d.app().flush_usage();
+
+    auto c = d.client();
+    const auto metrics = c.Get("/metrics");
+    REQUIRE(metrics);
+    CHECK(metrics->body.find("modelmux_upstream_attempts_total{target=\"custom:alone\",outcome=\"" +
+                             how + "\"} 1") != std::string::npos);
+    CHECK(metrics->body.find(
+              "modelmux_upstream_attempts_total{target=\"custom:alone\",outcome=\"ok\"}") ==
+          std::string::npos);
+    const auto health = c.Get("/health");
+    REQUIRE(health);
+    CHECK(health->body.find(R"("target":"custom:alone")") != std::string::npos);
+    CHECK(health->body.find(R"("success_rate":0,)") != std::string::npos);
+    std::vector<UsageRecord> records;
+    read_usage_log((dir / "usage.jsonl").string(),
+                   [&](const UsageRecord& r) { records.push_back(r); });
+    REQUIRE(records.size() == 1);
+    CHECK(records[0].status == 200);
+    CHECK(records[0].outcome == how);
+    std::filesystem::remove_all(dir);
+  }
 }

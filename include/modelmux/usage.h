@@ -39,7 +39,13 @@ struct UsageRecord {
   // The targets that failed this request before it was served (or not): each is a fallback
   // moved on from.
   std::vector<std::string> failed_targets;
+  // How the serving attempt ended: "ok", or for a stream that broke after its first byte its
+  // failure (idle, truncated, malformed, reset, http_5xx). The status stays the 200 sent.
+  std::string outcome = "ok";
 };
+
+// A request answered whole: a 2xx status and, for a stream, an end the protocol calls complete.
+bool served_whole(const UsageRecord& r);
 
 // The fallbacks a request took, as (from, to) targets: each failed target to the next one
 // tried. The last failed target of a request no target served moved on to nothing, so it is a
