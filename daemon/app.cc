@@ -26,8 +26,12 @@ SnapshotLoad finish_load(ConfigLoad load) {
   snapshot->registry = std::move(registry);
   for (const auto& t : snapshot->registry->targets()) {
     snapshot->pools.push_back(std::make_shared<ClientPool>(t));
-    snapshot->health.push_back(
-        std::make_shared<TargetHealth>(snapshot->config->health, t.endpoint.api_keys.size()));
+    std::vector<std::string> catalog;
+    for (const auto& entry : t.catalog) {
+      catalog.push_back(entry.name);
+    }
+    snapshot->health.push_back(std::make_shared<HealthGroup>(
+        t.name, !t.is_custom, snapshot->config->health, t.endpoint.api_keys.size(), catalog));
   }
   if (const auto& ref = snapshot->config->routing.reference_model) {
     if (const auto route = resolve_route(*snapshot->registry, ref->text); route) {
@@ -39,6 +43,24 @@ SnapshotLoad finish_load(ConfigLoad load) {
 }
 
 } // namespace
+
+std::vector<TargetView> target_views(const Snapshot& snapshot) {
+  std::vector<TargetView> out;
+  for (const auto& t : snapshot.registry->targets()) {
+    const auto& group = *snapshot.health[t.index];
+    const auto members = group.members();
+    if (members.empty()) {
+      // Shares the group's lifetime: the snapshot holds the group.
+      out.push_back({t.name + ":*", &t,
+                     std::shared_ptr<const TargetHealth>(snapshot.health[t.index],
+                                                         &group.endpoint())});
+    }
+    for (const auto& m : members) {
+      out.push_back({m.target, &t, m.health});
+    }
+  }
+  return out;
+}
 
 SnapshotLoad snapshot_of(Config config) {
   ConfigLoad load;
@@ -199,9 +221,8 @@ std::string App::metrics_text() const {
   const auto snapshot = m_snapshot.load();
   ScrapeGauges gauges;
   const auto now = std::chrono::steady_clock::now();
-  for (const auto& t : snapshot->registry->targets()) {
-    gauges.target_states.emplace_back(
-        t.name, static_cast<int>(snapshot->health[t.index]->report(now).state));
+  for (const auto& v : target_views(*snapshot)) {
+    gauges.target_states.emplace_back(v.name, static_cast<int>(v.health->report(now).state));
   }
   const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                           std::chrono::system_clock::now().time_since_epoch())
@@ -222,6 +243,9 @@ std::string App::status_json(std::string_view health_json) const {
   in.now_ms = now;
   in.uptime_seconds = static_cast<double>(now) / 1000.0 - m_start_time_seconds;
   in.registry = snapshot->registry.get();
+  for (const auto& v : target_views(*snapshot)) {
+    in.targets.emplace_back(v.name, v.entry);
+  }
   in.budget = &snapshot->config->budget;
   in.health_json = health_json;
   std::lock_guard lock(m_stats_mutex);

@@ -332,4 +332,115 @@ HealthReport TargetHealth::judge(Clock::time_point now) const {
   return r;
 }
 
+void TargetHealth::adopt_probe_state(const TargetHealth& endpoint) {
+  int failures = 0;
+  int passes = 0;
+  bool unhealthy = false;
+  std::string detail;
+  std::vector<std::pair<std::string, int64_t>> windows;
+  {
+    std::lock_guard lock(endpoint.m_mutex);
+    failures = endpoint.m_probe_failures;
+    passes = endpoint.m_probe_passes;
+    unhealthy = endpoint.m_probe_unhealthy;
+    detail = endpoint.m_probe_detail;
+    windows = endpoint.m_context_windows;
+  }
+  std::lock_guard lock(m_mutex);
+  m_probe_failures = failures;
+  m_probe_passes = passes;
+  m_probe_unhealthy = unhealthy;
+  m_probe_detail = std::move(detail);
+  m_context_windows = std::move(windows);
+}
+
+HealthGroup::HealthGroup(std::string name, bool per_model, const HealthConfig& config,
+                         size_t key_count, const std::vector<std::string>& known_models)
+    : m_name(std::move(name)), m_per_model(per_model), m_config(config), m_key_count(key_count),
+      m_endpoint(config, key_count) {
+  if (!m_per_model) {
+    m_members.push_back(make(m_name));
+    return;
+  }
+  for (const auto& model : known_models) {
+    if (m_members.size() < k_max_models) {
+      m_members.push_back(make(m_name + ":" + model));
+    }
+  }
+}
+
+HealthGroup::Member HealthGroup::make(std::string target) {
+  auto health = std::make_shared<TargetHealth>(m_config, m_key_count);
+  health->adopt_probe_state(m_endpoint);
+  return Member{std::move(target), std::move(health)};
+}
+
+HealthGroup::Member HealthGroup::admit(std::string_view model) {
+  if (!m_per_model) {
+    return m_members.front(); // made once, never changed: no lock
+  }
+  std::string target = m_name + ":" + std::string(model);
+  const auto find = [&](std::string_view name) -> const Member* {
+    for (const auto& m : m_members) {
+      if (m.target == name) {
+        return &m;
+      }
+    }
+    return nullptr;
+  };
+  {
+    std::shared_lock lock(m_mutex);
+    if (const auto* m = find(target)) {
+      return *m;
+    }
+  }
+  std::unique_lock lock(m_mutex);
+  if (const auto* m = find(target)) {
+    return *m;
+  }
+  if (m_members.size() >= k_max_models) {
+    target = m_name + ":(other)"; // client text names models without end; the rest share one
+    if (const auto* m = find(target)) {
+      return *m;
+    }
+  }
+  m_members.push_back(make(std::move(target)));
+  return m_members.back();
+}
+
+std::vector<HealthGroup::Member> HealthGroup::members() const {
+  std::shared_lock lock(m_mutex);
+  return m_members;
+}
+
+bool HealthGroup::record_probe(bool passed, const std::string& detail, Clock::time_point now) {
+  const bool changed = m_endpoint.record_probe(passed, detail, now);
+  for (const auto& m : members()) {
+    m.health->record_probe(passed, detail, now);
+  }
+  return changed;
+}
+
+void HealthGroup::learn_context_windows(
+    const std::vector<std::pair<std::string, int64_t>>& windows) {
+  m_endpoint.learn_context_windows(windows);
+  for (const auto& m : members()) {
+    m.health->learn_context_windows(windows);
+  }
+}
+
+std::optional<int64_t> HealthGroup::learned_context_window(std::string_view model) const {
+  return m_endpoint.learned_context_window(model);
+}
+
+void HealthGroup::reconfigure(const HealthConfig& config, size_t key_count) {
+  m_endpoint.reconfigure(config, key_count);
+  std::unique_lock lock(m_mutex);
+  m_config = config;
+  m_key_count = key_count;
+  for (const auto& m : m_members) {
+    m.health->reconfigure(config, key_count);
+  }
+}
+
 } // namespace modelmux

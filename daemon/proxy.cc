@@ -177,15 +177,17 @@ public:
     options.policy = policy.value();
     options.estimated_prompt_tokens = m_body->estimated_prompt_tokens;
     const auto now = Clock::now();
-    options.usable = [this, now](const Target& t) {
-      return m_snapshot.health[t.index]->usable(now);
-    };
+    options.usable = [this, now](const RouteStep& s) { return health_of(s).usable(now); };
     options.learned_context_window = [this](const Target& t, std::string_view model) {
       return m_snapshot.health[t.index]->learned_context_window(model);
     };
     auto route = resolve_route(*m_snapshot.registry, m_body->model, options);
     if (!route) {
       return fail(route.error());
+    }
+    // Each step by its target's one name, the name its health, metrics and records carry.
+    for (auto& step : route->chain) {
+      step.label = m_snapshot.health[step.target->index]->admit(step.upstream_model).target;
     }
     // Over budget, only free targets serve.
     const auto budget = m_app.budget(m_snapshot.config->budget,
@@ -440,7 +442,7 @@ private:
     if (!chat) {
       return std::nullopt;
     }
-    const size_t key = m_snapshot.health[step.target->index]->key_for(Clock::now()).value_or(0);
+    const size_t key = health_of(step).key_for(Clock::now()).value_or(0);
     auto send = [&](std::string path, std::string body) -> std::optional<std::string> {
       auto request = build_upstream_request(*step.target, ApiRoute::chat_completions,
                                             step.upstream_model, std::move(body), false,
@@ -511,7 +513,7 @@ private:
     m_app.metrics().attempt(step.label, outcome);
     if (count_health) {
       const auto now = Clock::now();
-      m_snapshot.health[step.target->index]->record_attempt(
+      health_of(step).record_attempt(
           outcome, std::chrono::duration_cast<std::chrono::milliseconds>(now - m_attempt_started),
           now);
     }
@@ -589,6 +591,11 @@ private:
                       anthropic_pair ? m_req.get_header_value("anthropic-version") : std::string(),
                       anthropic_pair ? m_req.get_header_value("anthropic-beta") : std::string()};
     return p;
+  }
+
+  // The health of step's target (a provider's model, or a custom model).
+  TargetHealth& health_of(const RouteStep& step) const {
+    return *m_snapshot.health[step.target->index]->admit(step.upstream_model).health;
   }
 
   // The most output tokens step's target can give this request: its max_output_tokens, and what
@@ -708,7 +715,7 @@ private:
       return false;
     }
     // A 429 moves to the target's next key before it counts against the target.
-    TargetHealth& health = *m_snapshot.health[step.target->index];
+    TargetHealth& health = health_of(step);
     const size_t keys = std::max<size_t>(1, step.target->endpoint.api_keys.size());
     for (size_t tried = 0; tried < keys; ++tried) {
       const auto key = health.key_for(Clock::now());
@@ -742,7 +749,7 @@ private:
     auto notifier = std::make_shared<StreamNotifier>();
     auto open = [&](const RouteStep& step) -> std::optional<Contender> {
       auto prepared = prepare(step);
-      const auto key = m_snapshot.health[step.target->index]->key_for(Clock::now());
+      const auto key = health_of(step).key_for(Clock::now());
       if (!prepared || !key) {
         return std::nullopt;
       }
@@ -1066,7 +1073,7 @@ private:
       c.status = c.stream->status();
       const Outcome outcome = outcome_from(c.status);
       if (outcome == Outcome::http_429) {
-        cool_down(*m_snapshot.health[c.step->target->index], c.key, c.stream->headers());
+        cool_down(health_of(*c.step), c.key, c.stream->headers());
         return decide(c, Contender::Phase::rate_limited, outcome, "HTTP 429");
       }
       if (outcome == Outcome::http_4xx) {
@@ -1140,7 +1147,7 @@ private:
     m_attempts.push_back(Attempt{step.label, Outcome::ok, "HTTP " + std::to_string(c.status)});
     auto relay = c.relay;
     relay->relay->forward_comments();
-    relay->health = m_snapshot.health[step.target->index];
+    relay->health = m_snapshot.health[step.target->index]->admit(step.upstream_model).health;
     relay->metrics = &m_app.metrics();
     relay->target = step.label;
     relay->first_byte_latency =

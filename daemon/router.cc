@@ -307,7 +307,7 @@ Result<Route> resolve_route(const Registry& registry, std::string_view model,
     std::vector<RouteStep> usable;
     std::vector<RouteStep> held;
     for (auto& s : fits) {
-      (options.usable(*s.target) ? usable : held).push_back(std::move(s));
+      (options.usable(s) ? usable : held).push_back(std::move(s));
     }
     if (usable.empty()) {
       if (options.explain) {

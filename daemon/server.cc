@@ -101,8 +101,8 @@ bool authorized_or_401(const Snapshot& snapshot, const httplib::Request& req,
 std::vector<NamedReport> health_reports(const Snapshot& snapshot,
                                         std::chrono::steady_clock::time_point now) {
   std::vector<NamedReport> reports;
-  for (const auto& t : snapshot.registry->targets()) {
-    reports.push_back({t.name, snapshot.health[t.index]->report(now)});
+  for (const auto& v : target_views(snapshot)) {
+    reports.push_back({v.name, v.health->report(now)});
   }
   return reports;
 }

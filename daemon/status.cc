@@ -46,11 +46,10 @@ void TrafficHistory::add(const UsageRecord& record, const Registry& registry) {
     b->cost_micros += record.cost_micros;
   }
   auto attempt = [&](std::string_view record_target, bool succeeded) -> TargetTraffic* {
-    const Target* t = target_of_record(registry, record_target);
-    if (t == nullptr) {
-      return nullptr;
+    if (target_of_record(registry, record_target) == nullptr) {
+      return nullptr; // a name no target of this config carries
     }
-    auto& traffic = m_targets[t->name];
+    auto& traffic = m_targets[std::string(record_target)];
     ++(succeeded ? traffic.succeeded : traffic.failed);
     if (auto* b = slot(traffic.last_minute, index)) {
       ++b->requests;
@@ -193,12 +192,19 @@ std::string status_json(const StatusInputs& in, const TrafficHistory& history) {
   w.key("health").raw(in.health_json);
 
   w.key("targets").begin_array();
-  for (const auto& t : in.registry->targets()) {
+  auto targets = in.targets;
+  if (targets.empty()) {
+    for (const auto& t : in.registry->targets()) {
+      targets.emplace_back(t.name, &t);
+    }
+  }
+  for (const auto& [name, entry] : targets) {
+    const Target& t = *entry;
     static const TargetTraffic k_none;
-    const auto found = history.targets().find(t.name);
+    const auto found = history.targets().find(name);
     const TargetTraffic& traffic = found == history.targets().end() ? k_none : found->second;
     const int64_t attempts = traffic.succeeded + traffic.failed;
-    w.begin_object().field("target", std::string_view(t.name)).field("kind", kind_of(t));
+    w.begin_object().field("target", std::string_view(name)).field("kind", kind_of(t));
     w.field("type", to_string(t.endpoint.type));
     w.field("where", std::string_view(where_of(t)));
     w.field("requests", attempts).field("succeeded", traffic.succeeded);

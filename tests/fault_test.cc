@@ -317,6 +317,8 @@ health:
     CHECK(s.body.find("\"content\":\"a\"") != std::string::npos);
     CHECK(s.body.find("data: {\"error\":") != std::string::npos);
     CHECK(s.body.find("[DONE]") == std::string::npos);
+    // The record is made when the stream's end has been sent, which the client may see first.
+    REQUIRE(d.app().wait_for_usage(1, std::chrono::seconds(10)));
     d.app().flush_usage();
 
     auto c = d.client();

@@ -3,8 +3,12 @@
 // next key and cools the first for its Retry-After.
 #include "fake_upstream.h"
 #include "modelmux/probe.h"
+#include "modelmux/report.h"
+#include "modelmux/status.h"
+#include "modelmux/usage_log.h"
 
 #include <atomic>
+#include <filesystem>
 
 using namespace modelmux;
 using namespace modelmux::testing;
@@ -63,13 +67,13 @@ health:
   CHECK(h->status == 200);
   CHECK(h->body.find(R"("status":"degraded")") != std::string::npos);
   simdjson::dom::parser parser;
-  const auto t = health_target(parser, h->body, "broken");
+  const auto t = health_target(parser, h->body, "broken:m");
   CHECK(std::string_view(t["state"].get_string().value()) == "ejected");
   CHECK(std::string_view(t["reason"].get_string().value()) ==
         "3 consecutive failures (last: http_5xx), ejected for 300s");
   CHECK(t["ejected_until"].is_string());
   CHECK(double(t["success_rate"].get_double().value()) == 0.0);
-  const auto b = health_target(parser, h->body, "backup");
+  const auto b = health_target(parser, h->body, "backup:m");
   CHECK(std::string_view(b["state"].get_string().value()) == "healthy");
 }
 
@@ -145,7 +149,7 @@ TEST_CASE("a 429 moves to the next key, and Retry-After keeps the first key cool
     CHECK(all_limited.request_count() == 2);
     CHECK(error_message(r->body).find("HTTP 429 on every key, cooling down") != std::string::npos);
     simdjson::dom::parser parser;
-    const auto t = health_target(parser, c2.Get("/health")->body, "q");
+    const auto t = health_target(parser, c2.Get("/health")->body, "q:m");
     CHECK(std::string_view(t["state"].get_string().value()) == "degraded");
     CHECK(std::string_view(t["reason"].get_string().value()).substr(0, 30) ==
           "rate limited (429) for another");
@@ -172,7 +176,7 @@ TEST_CASE("streams cut short count against the target until it is ejected") {
     CHECK(s.body.find("data: {\"error\":") != std::string::npos);
   }
   simdjson::dom::parser parser;
-  const auto t = health_target(parser, d.client().Get("/health")->body, "cut");
+  const auto t = health_target(parser, d.client().Get("/health")->body, "cut:m");
   CHECK(std::string_view(t["state"].get_string().value()) == "ejected");
   CHECK(std::string_view(t["reason"].get_string().value()) ==
         "2 consecutive failures (last: truncated), ejected for 300s");
@@ -333,4 +337,74 @@ health:
   const auto small =
       d.client().Post("/v1/chat/completions", chat_body("custom:small"), "application/json");
   CHECK(header(small, "x-modelmux-target") == "custom:small");
+}
+
+TEST_CASE("a target has one name on every surface, and one overloaded model ejects only itself") {
+  FakeUpstream upstream([](const httplib::Request& req, httplib::Response& res) {
+    if (req.body.find(R"("model":"overloaded")") != std::string::npos) {
+      res.status = 529;
+      res.set_content(R"({"type":"error","error":{"type":"overloaded_error"}})",
+                      "application/json");
+      return;
+    }
+    res.set_content(k_chat_completion, "application/json");
+  });
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("modelmux-names-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  TestDaemon d(fill(R"(
+providers:
+  p: {type: openai, base_url: "{url}", probe: none}
+health:
+  outlier: {consecutive_failures: 2}
+)",
+                    {{"url", upstream.base_url()}}));
+  REQUIRE(d.app().open_usage_log((dir / "usage.jsonl").string()));
+  auto c = d.client();
+  const auto served = c.Post("/v1/chat/completions", chat_body("p:model-a"), "application/json");
+  REQUIRE(served);
+  CHECK(served->status == 200);
+  CHECK(served->get_header_value("x-modelmux-target") == "p:model-a");
+  for (int i = 0; i < 2; ++i) {
+    const auto r = c.Post("/v1/chat/completions", chat_body("p:overloaded"), "application/json");
+    REQUIRE(r);
+    CHECK(r->status == 502);
+  }
+  REQUIRE(d.app().wait_for_usage(3, std::chrono::seconds(10)));
+  d.app().flush_usage();
+
+  const auto metrics = c.Get("/metrics")->body;
+  CHECK(metrics.find(R"(target="p:model-a",code="200"} 1)") != std::string::npos);
+  CHECK(metrics.find(R"(modelmux_target_state{target="p:model-a"} 0)") != std::string::npos);
+  CHECK(metrics.find(
+            R"(modelmux_upstream_attempts_total{target="p:overloaded",outcome="http_5xx"} 2)") !=
+        std::string::npos);
+  simdjson::dom::parser parser;
+  const auto health = c.Get("/health")->body;
+  CHECK(std::string_view(
+            health_target(parser, health, "p:model-a")["state"].get_string().value()) == "healthy");
+  CHECK(std::string_view(
+            health_target(parser, health, "p:overloaded")["state"].get_string().value()) ==
+        "ejected");
+  const auto status = c.Get("/api/status")->body;
+  CHECK(status.find(R"({"target":"p:model-a","kind":"provider")") != std::string::npos);
+  const auto text = status_text(status);
+  REQUIRE(static_cast<bool>(text));
+  CHECK(text.value().find("p:model-a") != std::string::npos);
+  CHECK(text.value().find("p:overloaded") != std::string::npos);
+  std::vector<UsageRecord> records;
+  read_usage_log((dir / "usage.jsonl").string(),
+                 [&](const UsageRecord& r) { records.push_back(r); });
+  REQUIRE(records.size() == 3);
+  CHECK(records[0].target == "p:model-a");
+  CHECK(records[1].failed_targets == std::vector<std::string>{"p:overloaded"});
+  Report report(rfc3339_utc(records[0].ts_ms).substr(0, 7));
+  for (const auto& r : records) {
+    report.add(r);
+  }
+  CHECK(report.json().find(R"({"target":"p:model-a","requests":1,)") != std::string::npos);
+  CHECK(report.json().find(R"({"target":"p:overloaded","requests":0,"failures":2,)") !=
+        std::string::npos);
+  std::filesystem::remove_all(dir);
 }

@@ -169,3 +169,38 @@ TEST_CASE("the state is judged over the window by success rate and p95 latency")
   CHECK(r.reason == "p95 time to first byte 6000 ms");
   CHECK(slow.usable(t0)); // degraded still serves
 }
+
+TEST_CASE("a provider's targets are its models, bounded: past the limit they share (other)") {
+  HealthConfig config;
+  HealthGroup group("ollama", true, config, 1, {"llama3.1"});
+  REQUIRE(group.members().size() == 1);
+  CHECK(group.members()[0].target == "ollama:llama3.1");
+  CHECK(group.admit("qwen").target == "ollama:qwen");
+  CHECK(group.admit("qwen").health == group.admit("qwen").health); // made once
+  for (int i = 0; i < 100; ++i) {
+    group.admit("client-text-" + std::to_string(i));
+  }
+  CHECK(group.members().size() == HealthGroup::k_max_models + 1);
+  CHECK(group.admit("one-more").target == "ollama:(other)");
+  CHECK(group.admit("qwen").target == "ollama:qwen"); // admitted before the limit: its own
+  HealthGroup custom("custom:local", false, config, 1);
+  CHECK(custom.admit("anything").target == "custom:local");
+}
+
+TEST_CASE("a probe of the server reaches every model of it, and models made later inherit it") {
+  using namespace std::chrono_literals;
+  HealthConfig config;
+  config.unhealthy_threshold = 1;
+  HealthGroup group("vllm", true, config, 1, {"a"});
+  const auto t0 = TargetHealth::Clock::time_point{} + 1h;
+  group.record_probe(false, "connection refused", t0);
+  CHECK(group.admit("a").health->report(t0).state == TargetState::unhealthy);
+  CHECK(group.admit("b").health->report(t0).state == TargetState::unhealthy);
+  // One model's failures are its own.
+  HealthGroup other("anthropic", true, config, 1);
+  for (int i = 0; i < config.consecutive_failures; ++i) {
+    other.admit("claude-opus").health->record_attempt(Outcome::http_5xx, 10ms, t0);
+  }
+  CHECK(other.admit("claude-opus").health->report(t0).state == TargetState::ejected);
+  CHECK(other.admit("claude-haiku").health->report(t0).state == TargetState::healthy);
+}

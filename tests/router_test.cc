@@ -228,10 +228,10 @@ TEST_CASE(
     "unusable targets are skipped while another can serve, and tried in order when none can") {
   const auto s = snapshot();
   RouteOptions options;
-  options.usable = [](const Target& t) { return t.name != "custom:coder"; };
+  options.usable = [](const RouteStep& step) { return step.target->name != "custom:coder"; };
   CHECK(chain_of(*s->registry, "custom:coder", options) ==
         Labels{"custom:local-llama", "openai:gpt-4o-mini"});
-  options.usable = [](const Target&) { return false; };
+  options.usable = [](const RouteStep&) { return false; };
   CHECK(chain_of(*s->registry, "custom:coder", options) ==
         Labels{"custom:coder", "custom:local-llama", "openai:gpt-4o-mini"});
 }

@@ -82,7 +82,7 @@ TEST_CASE("the traffic history counts requests and failures in 10-second buckets
   CHECK(local.succeeded == 3);
   CHECK(local.failed == 1);
   CHECK(TrafficHistory::attempts_in_last_minute(local, k_now) == 2);
-  const auto& openai = history.targets().at("openai");
+  const auto& openai = history.targets().at("openai:gpt-4o"); // per model, not per provider
   CHECK(openai.failed == 1);
   CHECK(openai.succeeded == 0);
   // A minute later nothing is recent any more.

@@ -26,12 +26,23 @@ namespace modelmux {
 struct Snapshot {
   std::shared_ptr<const Config> config;
   std::shared_ptr<const Registry> registry;
-  std::vector<std::shared_ptr<ClientPool>> pools; // by target index
-  // By target index. Kept across reloads for targets that keep their name.
-  std::vector<std::shared_ptr<TargetHealth>> health;
+  std::vector<std::shared_ptr<ClientPool>> pools; // by registry target index
+  // By registry target index: the targets each entry stands for and their health (a custom
+  // model one, a provider one per model). Kept across reloads for entries that keep their name.
+  std::vector<std::shared_ptr<HealthGroup>> health;
   // routing.reference_model's price, for savings; none when it is not set.
   std::optional<Price> reference_price;
 };
+
+// Every target known now, by its one name, with its registry entry and health: what /health,
+// /metrics, /api/status and the status page list. A provider no request has used yet is listed
+// by its probes alone, as "<provider>:*".
+struct TargetView {
+  std::string name;
+  const Target* entry = nullptr;
+  std::shared_ptr<const TargetHealth> health;
+};
+std::vector<TargetView> target_views(const Snapshot& snapshot);
 
 struct SnapshotLoad {
   std::shared_ptr<const Snapshot> snapshot; // null when errors is not empty

@@ -9,7 +9,9 @@
 
 #include <chrono>
 #include <deque>
+#include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -83,6 +85,10 @@ public:
   bool usable(Clock::time_point now) const;
   HealthReport report(Clock::time_point now) const;
 
+  // Takes the probe verdict and learned context windows of endpoint, the health that active
+  // probes of the same server feed, for a target made after those probes.
+  void adopt_probe_state(const TargetHealth& endpoint);
+
 private:
   struct Sample {
     Clock::time_point at;
@@ -113,6 +119,51 @@ private:
   std::string m_probe_detail;
   std::vector<Clock::time_point> m_key_cooling_until;
   std::vector<std::pair<std::string, int64_t>> m_context_windows;
+};
+
+// The targets one registry entry stands for, with their health (SPEC §3). A custom model is one
+// target, custom:<id>. A provider is one target per upstream model, <provider>:<model>, made on
+// first use: one overloaded model (Anthropic's 529 is per model) ejects that model, not its
+// provider. Models named in client text are bounded: past k_max_models, the rest share
+// <provider>:(other). Active probes test the server, so their verdict and the context windows
+// they learn reach every model of it.
+class HealthGroup {
+public:
+  using Clock = std::chrono::steady_clock;
+  static constexpr size_t k_max_models = 64;
+
+  struct Member {
+    std::string target; // its one name
+    std::shared_ptr<TargetHealth> health;
+  };
+
+  // name: the registry entry's ("custom:local", "openai"); per_model for a provider, whose
+  // catalog models are made at once.
+  HealthGroup(std::string name, bool per_model, const HealthConfig& config, size_t key_count,
+              const std::vector<std::string>& known_models = {});
+
+  // The target for upstream model, made on first use (a custom model has only one).
+  Member admit(std::string_view model);
+  // Every target made so far, in the order made.
+  std::vector<Member> members() const;
+  // The server's own health, as probes see it: for a provider no model has used yet.
+  const TargetHealth& endpoint() const { return m_endpoint; }
+
+  bool record_probe(bool passed, const std::string& detail, Clock::time_point now);
+  void learn_context_windows(const std::vector<std::pair<std::string, int64_t>>& windows);
+  std::optional<int64_t> learned_context_window(std::string_view model) const;
+  void reconfigure(const HealthConfig& config, size_t key_count);
+
+private:
+  Member make(std::string target);
+
+  std::string m_name;
+  bool m_per_model;
+  HealthConfig m_config;
+  size_t m_key_count;
+  TargetHealth m_endpoint;
+  mutable std::shared_mutex m_mutex;
+  std::vector<Member> m_members; // at most k_max_models + 1: a scan is cheaper than a map
 };
 
 } // namespace modelmux

@@ -38,9 +38,9 @@ struct Route {
 struct RouteOptions {
   Policy policy = Policy::standard;
   int64_t estimated_prompt_tokens = 0;
-  // Whether a target may serve now (health, budget); null means all may. Targets that may not
-  // are skipped while another in the chain can serve.
-  std::function<bool(const Target&)> usable;
+  // Whether a step's target may serve now (health, budget); null means all may. Targets that
+  // may not are skipped while another in the chain can serve.
+  std::function<bool(const RouteStep&)> usable;
   // A context window a server reported about itself (a probe read it), for targets the config
   // gives none; null means none is known.
   std::function<std::optional<int64_t>(const Target&, std::string_view upstream_model)>

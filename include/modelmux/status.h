@@ -35,7 +35,7 @@ struct TrafficBucket {
   int64_t cost_micros = 0;
 };
 
-// Per registry target, since the daemon started (attempts: a failed attempt that fell back
+// Per target (by its one name), since the daemon started (attempts: a failed attempt that fell back
 // counts as a failure of its target, the serving one as a success).
 struct TargetTraffic {
   int64_t succeeded = 0;
@@ -75,6 +75,9 @@ struct StatusInputs {
   int64_t now_ms = 0;
   double uptime_seconds = 0;
   const Registry* registry = nullptr;
+  // Every target by its one name, with the registry entry it belongs to (as /health lists
+  // them); empty: one per registry entry, by the entry's name.
+  std::vector<std::pair<std::string, const Target*>> targets;
   const BudgetConfig* budget = nullptr;
   // GET /health's body, embedded as it is.
   std::string_view health_json;

@@ -115,7 +115,7 @@ try {
   const rows = page.locator("#targets tbody tr");
   await page.waitForFunction(() => document.querySelectorAll("#targets tbody tr").length === 3);
   assert.deepEqual(await rows.locator("td:first-child").allTextContents(),
-    ["openai", "custom:local", "custom:broken"]);
+    ["openai:gpt-4o", "custom:local", "custom:broken"]); // a provider by its models
   assert.equal(await page.locator("#requests").textContent(), "0");
   assert.match(await page.locator("#aliases").textContent(), /coder → custom:broken/);
   assert.match(await page.locator("#budget").textContent(), /\$50\.00 \/ month/);
