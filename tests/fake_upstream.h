@@ -208,12 +208,16 @@ inline std::shared_ptr<const Snapshot> load_test_snapshot(const std::string& yam
 // modelmux serving a config given as YAML text, with its log lines captured.
 class TestDaemon {
 public:
-  explicit TestDaemon(const std::string& yaml)
+  // usage_log: a usage log path opened before the server starts, as serve does.
+  explicit TestDaemon(const std::string& yaml, const std::string& usage_log = {})
       : m_log([this](std::string_view line) {
           std::lock_guard lock(m_log_mutex);
           m_lines.emplace_back(line);
         }) {
     m_app = std::make_unique<App>(load_test_snapshot(yaml), m_log);
+    if (!usage_log.empty()) {
+      REQUIRE(m_app->open_usage_log(usage_log));
+    }
     m_server = std::make_unique<Server>(*m_app);
     const auto port = m_server->bind("127.0.0.1", 0);
     REQUIRE(port);

@@ -309,8 +309,8 @@ custom_models:
 health:
   min_requests: 1
 )",
-                      {{"url", upstream.base_url()}}));
-    REQUIRE(d.app().open_usage_log((dir / "usage.jsonl").string()));
+                      {{"url", upstream.base_url()}}),
+                 (dir / "usage.jsonl").string());
     const auto s = stream_post(d.port(), "/v1/chat/completions", chat_body("custom:alone", true),
                                [&](const std::string&) { client_has_first.open(); });
     CHECK(s.status == 200);

@@ -359,8 +359,8 @@ providers:
 health:
   outlier: {consecutive_failures: 2}
 )",
-                    {{"url", upstream.base_url()}}));
-  REQUIRE(d.app().open_usage_log((dir / "usage.jsonl").string()));
+                    {{"url", upstream.base_url()}}),
+               (dir / "usage.jsonl").string());
   auto c = d.client();
   const auto served = c.Post("/v1/chat/completions", chat_body("p:model-a"), "application/json");
   REQUIRE(served);
@@ -397,6 +397,10 @@ health:
   read_usage_log((dir / "usage.jsonl").string(),
                  [&](const UsageRecord& r) { records.push_back(r); });
   REQUIRE(records.size() == 3);
+  // The usage queue keeps no order across request threads: find each by its model.
+  std::sort(records.begin(), records.end(),
+            [](const UsageRecord& a, const UsageRecord& b) { return a.model < b.model; });
+  CHECK(records[0].model == "p:model-a");
   CHECK(records[0].target == "p:model-a");
   CHECK(records[1].failed_targets == std::vector<std::string>{"p:overloaded"});
   Report report(rfc3339_utc(records[0].ts_ms).substr(0, 7));
