@@ -862,11 +862,7 @@ private:
       return openai_response_to_anthropic(body, &usage);
     }
     if (upstream == Protocol::anthropic) {
-      auto chat = anthropic_response_to_openai(body, unix_seconds(), &usage);
-      if (!chat) {
-        return chat;
-      }
-      return chat_answer_to_responses(chat.value(), m_responses, nullptr, &m_output_items);
+      return anthropic_answer_to_responses(body, m_responses, &usage, &m_output_items);
     }
     return chat_answer_to_responses(body, m_responses, &usage, &m_output_items);
   }

@@ -1,5 +1,6 @@
 // Responses requests and answers from hostile bytes. First byte bit 0: the target (OpenAI chat
-// or Anthropic, through chat); bit 1: the bytes are a chat answer to translate back instead.
+// or Anthropic, through chat); bit 1: the bytes are an answer of that target to translate back
+// instead.
 // Whatever the input, the output is JSON or a refusal that says why.
 #include "fuzz_support.h"
 #include "modelmux/request_body.h"
@@ -19,7 +20,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     context.tools.namespaced = {{"spawn", "agents"}};
     TokenUsage usage;
     std::string items;
-    const auto out = chat_answer_to_responses(body, context, &usage, &items);
+    const auto out = data[0] & 1 ? anthropic_answer_to_responses(body, context, &usage, &items)
+                                 : chat_answer_to_responses(body, context, &usage, &items);
     if (out) {
       fuzz::require(fuzz::is_json(out.value()), "a translated answer is JSON");
       fuzz::require(fuzz::is_json("[" + items + "]"), "the stored items are JSON");

@@ -56,6 +56,9 @@ done
 for d in "$tx"/response_openai_to_*; do
   seed responses_request "$(basename "$d")" '\x02' "$d/input.json"
 done
+for d in "$tx"/response_anthropic_to_*; do
+  seed responses_request "$(basename "$d")" '\x03' "$d/input.json"
+done
 for d in "$tx"/stream_*_to_responses_* "$tx"/stream_responses_passthrough; do
   name=$(basename "$d")
   case $name in

@@ -312,13 +312,9 @@ TEST_CASE("every answer in the corpus translates to its golden answer") {
     const std::string body = read_file(c.dir / "input.json");
     Result<std::string> out = std::string();
     if (c.get("to") == "responses") {
-      std::string chat = body;
-      if (c.get("from") == "anthropic") {
-        auto translated = anthropic_response_to_openai(body, k_created);
-        REQUIRE(static_cast<bool>(translated));
-        chat = translated.value();
-      }
-      out = chat_answer_to_responses(chat, test_response_context());
+      out = c.get("from") == "anthropic"
+                ? anthropic_answer_to_responses(body, test_response_context())
+                : chat_answer_to_responses(body, test_response_context());
     } else {
       out = c.get("from") == "anthropic" ? anthropic_response_to_openai(body, k_created)
                                          : openai_response_to_anthropic(body);

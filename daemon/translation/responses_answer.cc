@@ -94,6 +94,35 @@ void write_call_item(JsonWriter& w, const ResponsesTools& tools, std::string_vie
   w.end_object();
 }
 
+namespace {
+
+// The response object of a whole answer: its items, status from why it stopped, and usage.
+Result<std::string> finish_answer(const ResponsesContext& context, std::string_view model,
+                                  std::string_view finish_reason, const TokenUsage& usage,
+                                  std::string& items, TokenUsage* usage_out,
+                                  std::string* output_items) {
+  if (usage_out != nullptr) {
+    *usage_out = usage;
+  }
+  const auto [status, reason] = responses_status_for(finish_reason);
+  std::string out;
+  out.reserve(items.size() + 512);
+  JsonWriter w(out);
+  ResponseObject response;
+  response.model = model;
+  response.status = status;
+  response.incomplete_reason = reason;
+  response.items = items;
+  response.usage = &usage;
+  write_response_object(w, context, response);
+  if (output_items != nullptr) {
+    *output_items = std::move(items);
+  }
+  return out;
+}
+
+} // namespace
+
 Result<std::string> chat_answer_to_responses(std::string_view body, const ResponsesContext& context,
                                              TokenUsage* usage_out, std::string* output_items) {
   object root;
@@ -159,25 +188,66 @@ Result<std::string> chat_answer_to_responses(std::string_view body, const Respon
   if (const auto u = object_of(root, "usage")) {
     read_openai_usage(*u, usage);
   }
-  if (usage_out != nullptr) {
-    *usage_out = usage;
+  return finish_answer(context, string_of(root, "model").value_or(""),
+                       string_of(choice, "finish_reason").value_or("stop"), usage, items, usage_out,
+                       output_items);
+}
+
+Result<std::string> anthropic_answer_to_responses(std::string_view body,
+                                                  const ResponsesContext& context,
+                                                  TokenUsage* usage_out,
+                                                  std::string* output_items) {
+  object root;
+  if (parse_answer(body, root)) {
+    return upstream_answer("is not JSON");
   }
-  const auto [status, reason] =
-      responses_status_for(string_of(choice, "finish_reason").value_or("stop"));
-  std::string out;
-  out.reserve(items.size() + 512);
-  JsonWriter w(out);
-  ResponseObject response;
-  response.model = string_of(root, "model").value_or("");
-  response.status = status;
-  response.incomplete_reason = reason;
-  response.items = items;
-  response.usage = &usage;
-  write_response_object(w, context, response);
-  if (output_items != nullptr) {
-    *output_items = std::move(items);
+  const auto content = array_of(root, "content");
+  if (!content) {
+    return upstream_answer("has no content array");
   }
-  return out;
+  const std::string suffix = context.id.size() > 5 ? context.id.substr(5) : context.id;
+  std::string items;
+  JsonWriter iw(items);
+  size_t n = 0;
+  auto next_id = [&](std::string_view prefix) {
+    return std::string(prefix) + suffix + "_" + std::to_string(n++);
+  };
+  // Reasoning first, then the text blocks as one message, then the calls: the order of a chat
+  // answer translated, so both give the same items.
+  std::string text;
+  for (const element b : *content) {
+    object block;
+    if (b.get(block)) {
+      return upstream_answer("has a content block that is not an object");
+    }
+    const std::string_view type = string_of(block, "type").value_or("");
+    if (type == "thinking") {
+      write_reasoning_item(iw, next_id("rs_"), string_of(block, "thinking").value_or(""));
+    } else if (type == "text") {
+      text += string_of(block, "text").value_or("");
+    }
+  }
+  if (!text.empty()) {
+    write_message_item(iw, next_id("msg_"), "completed", text);
+  }
+  for (const element b : *content) {
+    const object block = b.get_object().value_unsafe();
+    if (string_of(block, "type").value_or("") != "tool_use") {
+      continue;
+    }
+    const auto input = field_of(block, "input");
+    const std::string arguments = input ? simdjson::minify(*input) : std::string("{}");
+    const std::string id = next_id("fc_");
+    write_call_item(iw, context.tools, id, "completed", string_of(block, "id").value_or(id),
+                    string_of(block, "name").value_or(""), arguments);
+  }
+  TokenUsage usage;
+  if (const auto u = object_of(root, "usage")) {
+    read_anthropic_usage(*u, usage);
+  }
+  return finish_answer(context, string_of(root, "model").value_or(""),
+                       finish_reason_for(string_of(root, "stop_reason").value_or("end_turn")),
+                       usage, items, usage_out, output_items);
 }
 
 Result<ResponsesAnswer> read_responses_answer(std::string_view body) {

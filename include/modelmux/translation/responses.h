@@ -71,6 +71,13 @@ Result<std::string> chat_answer_to_responses(std::string_view body, const Respon
                                              TokenUsage* usage = nullptr,
                                              std::string* output_items = nullptr);
 
+// A whole Anthropic messages answer as a Responses answer, directly: thinking blocks are
+// reasoning items, the text blocks one message, tool_use blocks function calls.
+Result<std::string> anthropic_answer_to_responses(std::string_view body,
+                                                  const ResponsesContext& context,
+                                                  TokenUsage* usage = nullptr,
+                                                  std::string* output_items = nullptr);
+
 // A Responses answer from a target that speaks Responses itself: its id, usage and output items.
 struct ResponsesAnswer {
   std::string id;
