@@ -359,52 +359,57 @@ HealthGroup::HealthGroup(std::string name, bool per_model, const HealthConfig& c
     : m_name(std::move(name)), m_per_model(per_model), m_config(config), m_key_count(key_count),
       m_endpoint(config, key_count) {
   if (!m_per_model) {
-    m_members.push_back(make(m_name));
+    m_members.push_back(make(m_name, {}));
     return;
   }
   for (const auto& model : known_models) {
     if (m_members.size() < k_max_models) {
-      m_members.push_back(make(m_name + ":" + model));
+      m_members.push_back(make(m_name + ":" + model, model));
     }
   }
 }
 
-HealthGroup::Member HealthGroup::make(std::string target) {
+HealthGroup::Member HealthGroup::make(std::string target, std::string model) {
   auto health = std::make_shared<TargetHealth>(m_config, m_key_count);
   health->adopt_probe_state(m_endpoint);
-  return Member{std::move(target), std::move(health)};
+  return Member{std::move(target), std::move(health), std::move(model)};
+}
+
+const HealthGroup::Member* HealthGroup::find(std::string_view model) const {
+  for (const auto& m : m_members) {
+    if (m.model == model) {
+      return &m;
+    }
+  }
+  return nullptr;
 }
 
 HealthGroup::Member HealthGroup::admit(std::string_view model) {
   if (!m_per_model) {
     return m_members.front(); // made once, never changed: no lock
   }
-  std::string target = m_name + ":" + std::string(model);
-  const auto find = [&](std::string_view name) -> const Member* {
-    for (const auto& m : m_members) {
-      if (m.target == name) {
-        return &m;
-      }
-    }
-    return nullptr;
-  };
   {
     std::shared_lock lock(m_mutex);
-    if (const auto* m = find(target)) {
+    if (const auto* m = find(model)) {
       return *m;
     }
   }
   std::unique_lock lock(m_mutex);
-  if (const auto* m = find(target)) {
+  if (const auto* m = find(model)) {
     return *m;
   }
   if (m_members.size() >= k_max_models) {
-    target = m_name + ":(other)"; // client text names models without end; the rest share one
-    if (const auto* m = find(target)) {
-      return *m;
+    // Client text names models without end; the rest share one target. It is found by its
+    // name, not by a model: it stands for every model past the limit.
+    for (const auto& m : m_members) {
+      if (m.target == m_name + ":(other)") {
+        return m;
+      }
     }
+    m_members.push_back(make(m_name + ":(other)", "\n(other)"));
+    return m_members.back();
   }
-  m_members.push_back(make(std::move(target)));
+  m_members.push_back(make(m_name + ":" + std::string(model), std::string(model)));
   return m_members.back();
 }
 

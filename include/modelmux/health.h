@@ -11,8 +11,8 @@
 #include <deque>
 #include <memory>
 #include <mutex>
-#include <shared_mutex>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <vector>
 
@@ -135,6 +135,7 @@ public:
   struct Member {
     std::string target; // its one name
     std::shared_ptr<TargetHealth> health;
+    std::string model; // the upstream model it was made for ("" for a custom model's)
   };
 
   // name: the registry entry's ("custom:local", "openai"); per_model for a provider, whose
@@ -155,7 +156,9 @@ public:
   void reconfigure(const HealthConfig& config, size_t key_count);
 
 private:
-  Member make(std::string target);
+  Member make(std::string target, std::string model);
+  // The member made for model, or null; with m_mutex held.
+  const Member* find(std::string_view model) const;
 
   std::string m_name;
   bool m_per_model;
