@@ -1286,13 +1286,6 @@ private:
 
 } // namespace
 
-std::string stream_error_event(Protocol protocol, const Error& error) {
-  if (protocol == Protocol::anthropic) {
-    return "event: error\ndata: " + anthropic_error_body(error) + "\n\n";
-  }
-  return "data: " + openai_error_body(error) + "\n\n";
-}
-
 std::string new_request_id() {
   static constexpr char k_hex[] = "0123456789abcdef";
   auto& rng = thread_rng();

@@ -15,9 +15,6 @@ namespace modelmux {
 void handle_proxied(App& app, const Snapshot& snapshot, ApiRoute route, const httplib::Request& req,
                     httplib::Response& res);
 
-// The terminal event that tells a streaming client its answer is incomplete.
-std::string stream_error_event(Protocol protocol, const Error& error);
-
 // A new request id: 32 hex digits.
 std::string new_request_id();
 
