@@ -616,7 +616,7 @@ private:
 
   // The Responses request for one target: as is (but for the model, and the conversation in
   // place of previous_response_id) to a target that speaks Responses, else translated to chat
-  // completions, and from there to Anthropic messages.
+  // completions or to Anthropic messages.
   Result<std::string> prepare_responses(const RouteStep& step, Protocol upstream) {
     const auto& endpoint = step.target->endpoint;
     const auto limit = output_limit(step);
@@ -628,18 +628,12 @@ private:
       return responses_request_with_input(m_body->root, m_input, step.upstream_model, limit);
     }
     m_responses.tools = ResponsesTools{};
-    auto chat = responses_request_to_chat(m_body->root, m_input, step.upstream_model,
-                                          endpoint.params, upstream, m_responses.tools, limit);
-    if (!chat || upstream != Protocol::anthropic) {
-      return chat;
+    if (upstream == Protocol::anthropic) {
+      return responses_request_to_anthropic(m_body->root, m_input, step.upstream_model,
+                                            endpoint.params, m_responses.tools, limit);
     }
-    // The chat body is modelmux's own, so it parses; its own parser keeps the request's intact.
-    m_chat_scratch = std::move(chat.value());
-    simdjson::dom::element chat_root;
-    if (m_chat_parser.parse(m_chat_scratch).get(chat_root)) {
-      return make_error(ErrorKind::internal, "the translated request did not parse");
-    }
-    return openai_request_to_anthropic(chat_root, step.upstream_model, {}, limit);
+    return responses_request_to_chat(m_body->root, m_input, step.upstream_model, endpoint.params,
+                                     upstream, m_responses.tools, limit);
   }
 
   // A Responses request: its id, and the conversation it continues.
@@ -1275,8 +1269,6 @@ private:
   std::string m_stored_id; // the id a target that speaks Responses gave its answer
   std::string m_conversation;
   simdjson::dom::parser m_conversation_parser;
-  std::string m_chat_scratch;
-  simdjson::dom::parser m_chat_parser;
   Clock::duration m_upstream_wait{0};
   bool m_inflight_handed_off = false; // a stream: the relay ends the request, later
   RequestRecord m_record;

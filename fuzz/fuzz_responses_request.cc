@@ -40,8 +40,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fuzz::require(fuzz::is_json("[" + responses_input_items(input) + "]"), "input items are JSON");
   ResponsesTools tools;
   const Protocol toward = data[0] & 1 ? Protocol::anthropic : Protocol::openai;
-  const auto out = responses_request_to_chat(parsed.value().root, input, "m",
-                                             {{"temperature", "0.1"}}, toward, tools, 4096);
+  const auto out = toward == Protocol::anthropic
+                       ? responses_request_to_anthropic(parsed.value().root, input, "m",
+                                                        {{"temperature", "0.1"}}, tools, 4096)
+                       : responses_request_to_chat(parsed.value().root, input, "m",
+                                                   {{"temperature", "0.1"}}, toward, tools, 4096);
   if (out) {
     fuzz::require(fuzz::is_json(out.value()), "a translated request is JSON");
   } else {

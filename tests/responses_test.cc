@@ -319,3 +319,52 @@ TEST_CASE("a token limit is clamped to what a learned context window leaves afte
   // The prompt is estimated at 3 tokens (four bytes a token, the role included): 8189 are left.
   CHECK_MESSAGE(sent.find(R"("max_tokens":8189)") != std::string::npos, sent);
 }
+
+TEST_CASE("a Responses request translated straight to Anthropic says what it says through chat") {
+  const std::vector<std::string> bodies = {
+      R"({"model":"m","input":"hi","max_output_tokens":300})",
+      R"({"model":"m","instructions":"Be brief.","stream":true,"user":"u1","temperature":0.3,)"
+      R"("input":[{"type":"message","role":"developer","content":[{"type":"input_text",)"
+      R"("text":"Small diffs."}]},{"role":"user","content":[{"type":"input_text","text":"What )"
+      R"(is this?"},{"type":"input_image","image_url":"data:image/png;base64,AAAA"}]},)"
+      R"({"type":"reasoning","id":"rs_1","summary":[]},{"type":"message","role":"assistant",)"
+      R"("content":[{"type":"output_text","text":"Let me look."}]},{"type":"function_call",)"
+      R"("call_id":"c1","name":"exec_command","arguments":"{\"cmd\":\"ls\"}"},)"
+      R"({"type":"function_call","call_id":"c2","name":"exec_command","arguments":""},)"
+      R"({"type":"function_call_output","call_id":"c1","output":"README.md"},)"
+      R"({"type":"function_call_output","call_id":"c2","output":[{"type":"input_text",)"
+      R"("text":"/work"}]},{"role":"user","content":"And now?"},{"type":"custom_tool_call",)"
+      R"("call_id":"c3","name":"apply_patch","input":"*** Begin"},{"type":)"
+      R"("custom_tool_call_output","call_id":"c3","output":"done"}],)"
+      R"("tools":[{"type":"function","name":"exec_command","parameters":{"type":"object"}},)"
+      R"({"type":"namespace","name":"agents","tools":[{"type":"function","name":"spawn"}]},)"
+      R"({"type":"custom","name":"apply_patch","description":"Patch"},{"type":"web_search"}],)"
+      R"("tool_choice":"auto","parallel_tool_calls":false,"reasoning":{"effort":"high"}})",
+      R"({"model":"m","input":"x","tools":[{"type":"function","name":"f"}],)"
+      R"("tool_choice":{"type":"function","name":"f"},"reasoning":{"effort":"low"}})",
+      R"({"model":"m","input":"x","reasoning":{"effort":"medium"},"max_output_tokens":5000})",
+  };
+  for (const auto& body : bodies) {
+    CAPTURE(body);
+    auto parsed = parse_request_body(ApiRoute::responses, body);
+    REQUIRE(static_cast<bool>(parsed));
+    simdjson::dom::element input;
+    REQUIRE_FALSE(parsed->root["input"].get(input));
+    ResponsesTools direct_tools;
+    const auto direct =
+        responses_request_to_anthropic(parsed->root, input, "up", {}, direct_tools, 8192);
+    ResponsesTools chat_tools;
+    const auto chat = responses_request_to_chat(parsed->root, input, "up", {}, Protocol::anthropic,
+                                                chat_tools, 8192);
+    REQUIRE(static_cast<bool>(direct));
+    REQUIRE(static_cast<bool>(chat));
+    simdjson::dom::parser parser;
+    simdjson::dom::element chat_root;
+    REQUIRE_FALSE(parser.parse(chat.value()).get(chat_root));
+    const auto through_chat = openai_request_to_anthropic(chat_root, "up", {}, 8192);
+    REQUIRE(static_cast<bool>(through_chat));
+    CHECK(direct.value() == through_chat.value());
+    CHECK(direct_tools.dropped == chat_tools.dropped);
+    CHECK(direct_tools.custom == chat_tools.custom);
+  }
+}

@@ -230,15 +230,10 @@ Result<std::string> translate_request_case(const Case& c) {
     REQUIRE_MESSAGE(static_cast<bool>(parsed), c.name);
     const Protocol to = protocol_named(c.get("to"));
     ResponsesTools tools;
-    auto chat = responses_request_to_chat(parsed->root, parsed->root["input"].value_unsafe(),
-                                          "upstream-model", {}, to, tools);
-    if (!chat || to != Protocol::anthropic) {
-      return chat;
-    }
-    simdjson::dom::parser parser;
-    simdjson::dom::element chat_root;
-    REQUIRE_FALSE(parser.parse(chat.value()).get(chat_root));
-    return openai_request_to_anthropic(chat_root, "upstream-model", {});
+    const auto input = parsed->root["input"].value_unsafe();
+    return to == Protocol::anthropic
+               ? responses_request_to_anthropic(parsed->root, input, "upstream-model", {}, tools)
+               : responses_request_to_chat(parsed->root, input, "upstream-model", {}, to, tools);
   }
   const bool from_openai = c.get("from") == "openai";
   auto parsed =

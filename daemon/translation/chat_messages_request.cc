@@ -105,20 +105,6 @@ Status refuse_openai_only_fields(const object& root) {
   return ok();
 }
 
-// "data:image/png;base64,AAAA" -> media type and data.
-bool split_data_url(std::string_view url, std::string_view& media_type, std::string_view& data) {
-  if (url.substr(0, 5) != "data:") {
-    return false;
-  }
-  const size_t marker = url.find(";base64,");
-  if (marker == std::string_view::npos) {
-    return false;
-  }
-  media_type = url.substr(5, marker - 5);
-  data = url.substr(marker + 8);
-  return true;
-}
-
 // Writes one Anthropic content block for an OpenAI content part (nothing for empty text).
 Status write_anthropic_block_for_part(JsonWriter& w, const element& part, const std::string& at,
                                       bool& wrote) {
@@ -161,45 +147,6 @@ Status write_anthropic_block_for_part(JsonWriter& w, const element& part, const 
                 "\"" + std::string(type) + "\" content cannot be sent to an Anthropic model");
 }
 
-// Consecutive OpenAI messages of one Anthropic role become one turn, as Anthropic requires
-// (tool results answering one assistant turn go back together in one user turn).
-class TurnWriter {
-public:
-  explicit TurnWriter(JsonWriter& messages) : m_messages(messages) {}
-
-  // A writer for one more content block of a turn of role.
-  JsonWriter block(std::string_view role) {
-    if (role != m_role) {
-      flush();
-      m_role = role;
-    }
-    if (!m_blocks.empty()) {
-      m_blocks.push_back(',');
-    }
-    return JsonWriter(m_blocks);
-  }
-  // A block that wrote nothing leaves its separator behind; take it back.
-  void drop_separator() {
-    if (!m_blocks.empty() && m_blocks.back() == ',') {
-      m_blocks.pop_back();
-    }
-  }
-  void flush() {
-    if (!m_blocks.empty()) {
-      m_messages.begin_object().field("role", m_role).key("content");
-      m_blocks.insert(m_blocks.begin(), '[');
-      m_blocks.push_back(']');
-      m_messages.raw(m_blocks);
-      m_messages.end_object();
-    }
-    m_blocks.clear();
-  }
-
-private:
-  JsonWriter& m_messages;
-  std::string_view m_role;
-  std::string m_blocks;
-};
 
 Status write_openai_content_as_blocks(TurnWriter& turns, std::string_view role,
                                       const element& content, const std::string& at) {

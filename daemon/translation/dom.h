@@ -129,6 +129,61 @@ inline bool has_param(const std::vector<Param>& params, std::string_view key) {
   return std::any_of(params.begin(), params.end(), [&](const Param& p) { return p.key == key; });
 }
 
+// Anthropic content blocks, written turn by turn: consecutive blocks of one role become one
+// turn, as Anthropic requires (tool results answering one assistant turn go back together in
+// one user turn).
+class TurnWriter {
+public:
+  explicit TurnWriter(JsonWriter& messages) : m_messages(messages) {}
+
+  // A writer for one more content block of a turn of role.
+  JsonWriter block(std::string_view role) {
+    if (role != m_role) {
+      flush();
+      m_role = role;
+    }
+    if (!m_blocks.empty()) {
+      m_blocks.push_back(',');
+    }
+    return JsonWriter(m_blocks);
+  }
+  // A block that wrote nothing leaves its separator behind; take it back.
+  void drop_separator() {
+    if (!m_blocks.empty() && m_blocks.back() == ',') {
+      m_blocks.pop_back();
+    }
+  }
+  void flush() {
+    if (!m_blocks.empty()) {
+      m_messages.begin_object().field("role", m_role).key("content");
+      m_blocks.insert(m_blocks.begin(), '[');
+      m_blocks.push_back(']');
+      m_messages.raw(m_blocks);
+      m_messages.end_object();
+    }
+    m_blocks.clear();
+  }
+
+private:
+  JsonWriter& m_messages;
+  std::string_view m_role;
+  std::string m_blocks;
+};
+
+// "data:image/png;base64,AAAA" -> media type and data.
+inline bool split_data_url(std::string_view url, std::string_view& media_type, std::string_view& data) {
+  if (url.substr(0, 5) != "data:") {
+    return false;
+  }
+  const size_t marker = url.find(";base64,");
+  if (marker == std::string_view::npos) {
+    return false;
+  }
+  media_type = url.substr(5, marker - 5);
+  data = url.substr(marker + 8);
+  return true;
+}
+
 // A parser of its own for an upstream's answer, so the request's document stays valid for the
 // next attempt. One per thread; the view it fills is valid until the next call on the thread.
 simdjson::error_code parse_answer(std::string_view body, object& out);

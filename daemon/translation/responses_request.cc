@@ -305,8 +305,22 @@ Status write_messages(BodyWriter& body, const object& root, const element& input
   return ok();
 }
 
-// One function tool, written as a chat tool.
-void write_function(JsonWriter& w, const object& tool) {
+// One function tool, written as a chat tool, or as an Anthropic tool (toward anthropic).
+void write_function(JsonWriter& w, const object& tool, Protocol toward) {
+  if (toward == Protocol::anthropic) {
+    w.begin_object().field("name", string_of(tool, "name").value_or(""));
+    if (const auto d = string_of(tool, "description")) {
+      w.field("description", *d);
+    }
+    w.key("input_schema");
+    if (const auto schema = field_of(tool, "parameters")) {
+      write_element(w, *schema);
+    } else {
+      w.raw(R"({"type":"object","properties":{}})");
+    }
+    w.end_object();
+    return;
+  }
   w.begin_object().field("type", "function").key("function").begin_object();
   w.field("name", string_of(tool, "name").value_or(""));
   if (const auto d = string_of(tool, "description")) {
@@ -325,7 +339,7 @@ void write_function(JsonWriter& w, const object& tool) {
 }
 
 Status write_tool(JsonWriter& w, const element& t, const std::string& at, std::string_view ns,
-                  ResponsesTools& tools, size_t& written) {
+                  Protocol toward, ResponsesTools& tools, size_t& written) {
   object tool;
   if (t.get(tool)) {
     return refuse(at, "must be an object");
@@ -335,7 +349,7 @@ Status write_tool(JsonWriter& w, const element& t, const std::string& at, std::s
     if (!string_of(tool, "name")) {
       return refuse(at + ".name", "is required");
     }
-    write_function(w, tool);
+    write_function(w, tool, toward);
     if (!ns.empty()) {
       tools.namespaced.emplace_back(std::string(*string_of(tool, "name")), std::string(ns));
     }
@@ -345,12 +359,20 @@ Status write_tool(JsonWriter& w, const element& t, const std::string& at, std::s
     if (!name) {
       return refuse(at + ".name", "is required");
     }
-    w.begin_object().field("type", "function").key("function").begin_object();
-    w.field("name", *name);
-    if (const auto d = string_of(tool, "description")) {
-      w.field("description", *d);
+    if (toward == Protocol::anthropic) {
+      w.begin_object().field("name", *name);
+      if (const auto d = string_of(tool, "description")) {
+        w.field("description", *d);
+      }
+      w.key("input_schema").raw(k_custom_tool_schema).end_object();
+    } else {
+      w.begin_object().field("type", "function").key("function").begin_object();
+      w.field("name", *name);
+      if (const auto d = string_of(tool, "description")) {
+        w.field("description", *d);
+      }
+      w.key("parameters").raw(k_custom_tool_schema).end_object().end_object();
     }
-    w.key("parameters").raw(k_custom_tool_schema).end_object().end_object();
     tools.custom.emplace_back(*name);
     ++written;
   } else if (type == "namespace") {
@@ -361,7 +383,9 @@ Status write_tool(JsonWriter& w, const element& t, const std::string& at, std::s
     const std::string_view name = string_of(tool, "name").value_or("");
     size_t j = 0;
     for (const element child : *inner) {
-      if (auto st = write_tool(w, child, at_index(at + ".tools", j++), name, tools, written); !st) {
+      if (auto st =
+              write_tool(w, child, at_index(at + ".tools", j++), name, toward, tools, written);
+          !st) {
         return st;
       }
     }
@@ -382,7 +406,8 @@ Status write_tools(BodyWriter& body, const object& root, ResponsesTools& tools) 
     w.begin_array();
     size_t i = 0;
     for (const element t : *list) {
-      if (auto st = write_tool(w, t, at_index("tools", i++), {}, tools, written); !st) {
+      if (auto st = write_tool(w, t, at_index("tools", i++), {}, Protocol::openai, tools, written);
+          !st) {
         return st;
       }
     }
@@ -472,6 +497,367 @@ Status write_text_format(BodyWriter& body, const object& root, Protocol toward) 
   return ok();
 }
 
+// ---- Responses request -> Anthropic messages request ----
+
+// A message item's content as text: a string, or its text parts joined.
+std::string content_text(const element& content) {
+  std::string_view s;
+  if (!content.get(s)) {
+    return std::string(s);
+  }
+  array parts;
+  if (!content.get(parts)) {
+    return text_of_parts(parts);
+  }
+  return {};
+}
+
+// A user message's content as blocks of the user turn: one text block when it is all text,
+// else a block per part (text, or an image by URL or base64 data URL).
+Status write_user_blocks(TurnWriter& turns, const element& content, const std::string& at) {
+  std::string_view s;
+  if (!content.get(s)) {
+    if (!s.empty()) {
+      turns.block("user").begin_object().field("type", "text").field("text", s).end_object();
+    }
+    return ok();
+  }
+  array parts;
+  if (content.get(parts)) {
+    return refuse(at, "must be a string or an array of content parts");
+  }
+  bool all_text = true;
+  size_t i = 0;
+  for (const element p : parts) {
+    object part;
+    if (p.get(part)) {
+      return refuse(at_index(at, i), "must be an object");
+    }
+    const std::string_view type = string_of(part, "type").value_or("");
+    if (type == "input_image") {
+      all_text = false;
+    } else if (type != "input_text" && type != "output_text" && type != "text" &&
+               type != "refusal") {
+      return refuse(at_index(at, i) + ".type",
+                    "\"" + std::string(type) +
+                        "\" content cannot be sent to this target (text and images can)");
+    }
+    ++i;
+  }
+  if (all_text) {
+    const std::string text = text_of_parts(parts);
+    if (!text.empty()) {
+      turns.block("user")
+          .begin_object()
+          .field("type", "text")
+          .field("text", std::string_view(text))
+          .end_object();
+    }
+    return ok();
+  }
+  i = 0;
+  for (const element p : parts) {
+    const object part = p.get_object().value_unsafe();
+    const std::string part_at = at_index(at, i++);
+    const std::string_view type = string_of(part, "type").value_or("");
+    if (type != "input_image") {
+      const std::string_view text =
+          string_of(part, type == "refusal" ? "refusal" : "text").value_or("");
+      if (!text.empty()) {
+        turns.block("user").begin_object().field("type", "text").field("text", text).end_object();
+      }
+      continue;
+    }
+    const auto url = string_of(part, "image_url");
+    if (!url) {
+      return refuse(part_at + ".image_url",
+                    "is required: modelmux cannot resolve a file_id for this target");
+    }
+    std::string_view media_type;
+    std::string_view data;
+    JsonWriter w = turns.block("user");
+    w.begin_object().field("type", "image").key("source").begin_object();
+    if (split_data_url(*url, media_type, data)) {
+      w.field("type", "base64").field("media_type", media_type).field("data", data);
+    } else if (url->substr(0, 8) == "https://" || url->substr(0, 7) == "http://") {
+      w.field("type", "url").field("url", *url);
+    } else {
+      return refuse(part_at + ".image_url", "must be a base64 data URL or an http(s) URL");
+    }
+    w.end_object().end_object();
+  }
+  return ok();
+}
+
+// An assistant turn being built from consecutive assistant items: its text, then its calls.
+class AnthropicAssistant {
+public:
+  explicit AnthropicAssistant(TurnWriter& turns) : m_turns(turns) {}
+
+  void text(std::string_view t) {
+    if (!m_calls.empty()) {
+      flush();
+    }
+    m_text += t;
+  }
+  // arguments must be a JSON object, which a tool_use input is.
+  Status call(std::string_view id, std::string_view name, std::string_view arguments,
+              const std::string& at) {
+    const auto input = arguments_object(arguments);
+    if (!input) {
+      return refuse(at + ".arguments", "must be a JSON object in a string");
+    }
+    m_calls.push_back({std::string(id), std::string(name), std::string(*input)});
+    return ok();
+  }
+  void flush() {
+    if (!m_text.empty()) {
+      m_turns.block("assistant")
+          .begin_object()
+          .field("type", "text")
+          .field("text", std::string_view(m_text))
+          .end_object();
+    }
+    for (const auto& c : m_calls) {
+      m_turns.block("assistant")
+          .begin_object()
+          .field("type", "tool_use")
+          .field("id", std::string_view(c.id))
+          .field("name", std::string_view(c.name))
+          .key("input")
+          .raw(c.input)
+          .end_object();
+    }
+    m_text.clear();
+    m_calls.clear();
+  }
+
+private:
+  struct Call {
+    std::string id;
+    std::string name;
+    std::string input;
+  };
+  TurnWriter& m_turns;
+  std::string m_text;
+  std::vector<Call> m_calls;
+};
+
+Status write_anthropic_system_and_messages(BodyWriter& body, const object& root,
+                                           const element& input) {
+  // System and developer items go to the top-level system prompt, in order, after instructions.
+  std::vector<std::string> system;
+  if (const auto instructions = string_of(root, "instructions");
+      instructions && !instructions->empty()) {
+    system.emplace_back(*instructions);
+  }
+  array items;
+  const bool is_array = !input.get(items);
+  if (is_array) {
+    for (const element it : items) {
+      object item;
+      if (it.get(item)) {
+        continue; // refused below, with its index
+      }
+      const auto role = string_of(item, "role");
+      const std::string_view type = string_of(item, "type").value_or(role ? "message" : "");
+      if (type == "message" && role && (*role == "system" || *role == "developer")) {
+        if (const auto content = field_of(item, "content")) {
+          system.push_back(content_text(*content));
+        }
+      }
+    }
+  }
+  if (system.size() == 1) {
+    body.key("system").value(std::string_view(system.front()));
+  } else if (system.size() > 1) {
+    JsonWriter& w = body.key("system").begin_array();
+    for (const auto& text : system) {
+      w.begin_object().field("type", "text").field("text", std::string_view(text)).end_object();
+    }
+    w.end_array();
+  }
+
+  JsonWriter& w = body.key("messages").begin_array();
+  TurnWriter turns(w);
+  std::string_view text;
+  if (!input.get(text)) {
+    if (!text.empty()) {
+      turns.block("user").begin_object().field("type", "text").field("text", text).end_object();
+    }
+  } else if (!is_array) {
+    return refuse("input", "must be a string or an array of items");
+  } else {
+    AnthropicAssistant assistant(turns);
+    size_t i = 0;
+    for (const element it : items) {
+      const std::string at = at_index("input", i++);
+      object item;
+      if (it.get(item)) {
+        return refuse(at, "must be an object");
+      }
+      const auto role = string_of(item, "role");
+      const std::string_view type = string_of(item, "type").value_or(role ? "message" : "");
+      if (type == "message") {
+        const auto content = field_of(item, "content");
+        if (!role || !content) {
+          return refuse(at, "must have a role and content");
+        }
+        if (*role == "assistant") {
+          std::string_view s;
+          array parts;
+          if (!content->get(s)) {
+            assistant.text(s);
+          } else if (!content->get(parts)) {
+            assistant.text(text_of_parts(parts));
+          } else {
+            return refuse(at + ".content", "must be a string or an array of content parts");
+          }
+          continue;
+        }
+        assistant.flush();
+        if (*role == "system" || *role == "developer") {
+          continue; // in the system prompt
+        }
+        if (*role != "user") {
+          return refuse(at + ".role",
+                        "must be \"user\", \"assistant\", \"system\" or \"developer\"");
+        }
+        if (auto st = write_user_blocks(turns, *content, at + ".content"); !st) {
+          return st;
+        }
+      } else if (type == "function_call" || type == "custom_tool_call") {
+        const auto call_id = string_of(item, "call_id");
+        const auto name = string_of(item, "name");
+        if (!call_id || !name) {
+          return refuse(at, "must have a call_id and a name");
+        }
+        const std::string arguments = type == "function_call"
+                                          ? std::string(string_of(item, "arguments").value_or("{}"))
+                                          : custom_arguments(string_of(item, "input").value_or(""));
+        if (auto st = assistant.call(*call_id, *name, arguments, at); !st) {
+          return st;
+        }
+      } else if (type == "function_call_output" || type == "custom_tool_call_output") {
+        const auto call_id = string_of(item, "call_id");
+        const auto output = field_of(item, "output");
+        if (!call_id || !output) {
+          return refuse(at, "must have a call_id and an output");
+        }
+        assistant.flush();
+        turns.block("user")
+            .begin_object()
+            .field("type", "tool_result")
+            .field("tool_use_id", *call_id)
+            .field("content", std::string_view(output_text(*output)))
+            .end_object();
+      } else if (type == "reasoning") {
+        continue; // thinking needs Anthropic's own signature, which these items do not carry
+      } else if (type == "item_reference") {
+        return refuse(at, "refers to an item by id, which modelmux cannot resolve; send the item "
+                          "itself or use previous_response_id");
+      } else {
+        return refuse(at + ".type", "\"" + std::string(type) +
+                                        "\" items cannot be sent to this target (message, "
+                                        "function_call, function_call_output and reasoning can)");
+      }
+    }
+    assistant.flush();
+  }
+  turns.flush();
+  w.end_array();
+  return ok();
+}
+
+Status write_anthropic_tools(BodyWriter& body, const object& root, ResponsesTools& tools) {
+  const auto list = array_of(root, "tools");
+  size_t written = 0;
+  std::string buffer;
+  if (list && list->size() > 0) {
+    JsonWriter w(buffer);
+    w.begin_array();
+    size_t i = 0;
+    for (const element t : *list) {
+      if (auto st =
+              write_tool(w, t, at_index("tools", i++), {}, Protocol::anthropic, tools, written);
+          !st) {
+        return st;
+      }
+    }
+    w.end_array();
+  }
+  // tool_choice is checked whether or not a tool is left to send.
+  std::string_view choice = "auto";
+  std::string_view name;
+  bool has_choice = false;
+  if (const auto c = field_of(root, "tool_choice")) {
+    has_choice = true;
+    std::string_view s;
+    object o;
+    if (!c->get(s)) {
+      if (s != "auto" && s != "none" && s != "required") {
+        return refuse("tool_choice", "must be \"auto\", \"none\", \"required\" or a function");
+      }
+      if (s == "required" && written == 0) {
+        return refuse("tool_choice", "requires a tool, and this target is offered none it can run");
+      }
+      choice = s == "required" ? "any" : s;
+    } else if (!c->get(o)) {
+      const std::string_view type = string_of(o, "type").value_or("");
+      const auto named = string_of(o, "name");
+      if ((type != "function" && type != "custom") || !named) {
+        return refuse("tool_choice", "\"" + std::string(type) +
+                                         "\" cannot be enforced on this target (\"auto\", "
+                                         "\"none\", \"required\" or a function can)");
+      }
+      choice = "tool";
+      name = *named;
+    }
+  }
+  if (written == 0) {
+    return ok();
+  }
+  body.key("tools").raw(buffer);
+  bool parallel = true;
+  if (const auto p = field_of(root, "parallel_tool_calls"); p && p->is_bool()) {
+    parallel = p->get_bool().value_unsafe();
+  }
+  if (!has_choice && parallel) {
+    return ok(); // Anthropic's default is auto with parallel calls
+  }
+  JsonWriter& c = body.key("tool_choice").begin_object().field("type", choice);
+  if (choice == "tool") {
+    c.field("name", name);
+  }
+  if (!parallel && choice != "none") {
+    c.field("disable_parallel_tool_use", true);
+  }
+  c.end_object();
+  return ok();
+}
+
+// The fields no target can take through translation: unknown ones, and those that ask for
+// what only OpenAI's own service does.
+Status check_fields(const object& root) {
+  for (const auto field : root) {
+    if (!known_field(field.key)) {
+      return refuse(std::string(field.key),
+                    "is not a Responses API field modelmux can translate for this target");
+    }
+  }
+  if (const auto background = field_of(root, "background");
+      background && background->is_bool() && background->get_bool().value_unsafe()) {
+    return refuse("background", "asks for a background response, which this target cannot run");
+  }
+  if (const auto logprobs = field_of(root, "top_logprobs")) {
+    int64_t n = 0;
+    if (logprobs->get(n) || n != 0) {
+      return refuse("top_logprobs", "is not available from this target through modelmux");
+    }
+  }
+  return ok();
+}
+
 } // namespace
 
 const std::string* ResponsesTools::namespace_of(std::string_view name) const {
@@ -498,21 +884,8 @@ Result<std::string> responses_request_to_chat(const element& request, const elem
                                               ResponsesTools& tools,
                                               std::optional<int64_t> max_output_tokens) {
   const object root = request.get_object().value_unsafe();
-  for (const auto field : root) {
-    if (!known_field(field.key)) {
-      return refuse(std::string(field.key),
-                    "is not a Responses API field modelmux can translate for this target");
-    }
-  }
-  if (const auto background = field_of(root, "background");
-      background && background->is_bool() && background->get_bool().value_unsafe()) {
-    return refuse("background", "asks for a background response, which this target cannot run");
-  }
-  if (const auto logprobs = field_of(root, "top_logprobs")) {
-    int64_t n = 0;
-    if (logprobs->get(n) || n != 0) {
-      return refuse("top_logprobs", "is not available from this target through modelmux");
-    }
+  if (auto st = check_fields(root); !st) {
+    return st.error();
   }
   std::string out;
   out.reserve(512);
@@ -575,6 +948,84 @@ std::string responses_input_items(const element& input) {
     }
     out += simdjson::minify(item);
   }
+  return out;
+}
+
+Result<std::string> responses_request_to_anthropic(const element& request, const element& input,
+                                                   std::string_view upstream_model,
+                                                   const std::vector<Param>& defaults,
+                                                   ResponsesTools& tools,
+                                                   std::optional<int64_t> max_output_tokens) {
+  const object root = request.get_object().value_unsafe();
+  if (auto st = check_fields(root); !st) {
+    return st.error();
+  }
+  std::string out;
+  out.reserve(512);
+  BodyWriter body(out);
+  body.key("model").value(upstream_model);
+  if (auto st = write_anthropic_system_and_messages(body, root, input); !st) {
+    return st.error();
+  }
+  if (const auto v = field_of(root, "max_output_tokens")) {
+    write_token_limit(body.key("max_tokens"), *v, max_output_tokens);
+  }
+  for (const char* same : {"temperature", "top_p"}) {
+    if (const auto v = field_of(root, same)) {
+      write_element(body.key(same), *v);
+    }
+  }
+  if (auto st = write_text_format(body, root, Protocol::anthropic); !st) {
+    return st.error();
+  }
+  if (const auto stream = field_of(root, "stream");
+      stream && stream->is_bool() && stream->get_bool().value_unsafe()) {
+    body.key("stream").value(true);
+  }
+  if (const auto user = string_of(root, "user")) {
+    body.key("metadata").begin_object().field("user_id", *user).end_object();
+  }
+  if (auto st = write_anthropic_tools(body, root, tools); !st) {
+    return st.error();
+  }
+  int64_t thinking_budget = 0;
+  if (const auto reasoning = object_of(root, "reasoning")) {
+    if (const auto effort = string_of(*reasoning, "effort")) {
+      thinking_budget = thinking_budget_for(*effort);
+      if (thinking_budget < 0) {
+        return refuse("reasoning.effort", "must be \"none\", \"minimal\", \"low\", "
+                                          "\"medium\" or \"high\"");
+      }
+    }
+  }
+  body.defaults(defaults);
+  if (!body.written("max_tokens") && !has_param(defaults, "max_tokens")) {
+    // Anthropic requires a limit, and counts thinking inside it.
+    const int64_t wanted = k_default_anthropic_max_tokens + thinking_budget;
+    body.key("max_tokens").value(std::min(wanted, max_output_tokens.value_or(wanted)));
+  }
+  // Anthropic refuses thinking when tool_choice forces a tool; the forced choice wins.
+  if (const auto choice = field_of(root, "tool_choice");
+      choice && (choice->is_object() ||
+                 (choice->is_string() && choice->get_string().value_unsafe() == "required"))) {
+    thinking_budget = 0;
+  }
+  // The budget must stay below max_tokens; a limit too small for thinking gets none.
+  int64_t limit = int_of(root, "max_output_tokens", 0);
+  if (max_output_tokens && (limit == 0 || limit > *max_output_tokens)) {
+    limit = *max_output_tokens;
+  }
+  if (limit > 0 && thinking_budget >= limit) {
+    thinking_budget = limit / 2 >= 1024 ? limit / 2 : 0;
+  }
+  if (thinking_budget > 0) {
+    body.key("thinking")
+        .begin_object()
+        .field("type", "enabled")
+        .field("budget_tokens", thinking_budget)
+        .end_object();
+  }
+  body.close();
   return out;
 }
 

@@ -53,6 +53,16 @@ Result<std::string> responses_request_to_chat(const simdjson::dom::element& requ
                                               ResponsesTools& tools,
                                               std::optional<int64_t> max_output_tokens = {});
 
+// A Responses request as an Anthropic messages request, directly: system and developer items
+// (and instructions) become the system prompt, function calls tool_use blocks, their outputs
+// tool_result blocks, reasoning.effort a thinking budget; a JSON schema format is refused.
+Result<std::string> responses_request_to_anthropic(const simdjson::dom::element& request,
+                                                   const simdjson::dom::element& input,
+                                                   std::string_view upstream_model,
+                                                   const std::vector<Param>& defaults,
+                                                   ResponsesTools& tools,
+                                                   std::optional<int64_t> max_output_tokens = {});
+
 // A Responses request for a target that speaks Responses, with input in place of its own and
 // previous_response_id taken out (modelmux keeps the conversation, so any target can continue
 // it); the model is rewritten and the token limit clamped.
