@@ -51,9 +51,9 @@ std::vector<TargetView> target_views(const Snapshot& snapshot) {
     const auto members = group.members();
     if (members.empty()) {
       // Shares the group's lifetime: the snapshot holds the group.
-      out.push_back({t.name + ":*", &t,
-                     std::shared_ptr<const TargetHealth>(snapshot.health[t.index],
-                                                         &group.endpoint())});
+      out.push_back(
+          {t.name + ":*", &t,
+           std::shared_ptr<const TargetHealth>(snapshot.health[t.index], &group.endpoint())});
     }
     for (const auto& m : members) {
       out.push_back({m.target, &t, m.health});

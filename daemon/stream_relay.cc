@@ -5,7 +5,6 @@
 #include "modelmux/json.h"
 #include "modelmux/protocol.h"
 
-
 namespace modelmux {
 
 void StreamRelay::feed(std::string_view bytes, std::string& out) {

@@ -6,37 +6,6 @@
 
 using namespace modelmux;
 
-namespace {
-
-// Reads the output as a client does: an event's data lines joined by newlines, at each blank
-// line.
-void check_output(std::string_view out) {
-  std::string data;
-  bool has_data = false;
-  size_t pos = 0;
-  while (pos < out.size()) {
-    const size_t end = std::min(out.find('\n', pos), out.size());
-    const std::string_view line = out.substr(pos, end - pos);
-    if (line.empty()) {
-      if (has_data && data != "[DONE]") {
-        fuzz::require(fuzz::is_json(data), "every event's data is JSON");
-      }
-      data.clear();
-      has_data = false;
-    } else if (line.starts_with("data: ")) {
-      if (has_data) {
-        data += '\n';
-      }
-      data += line.substr(6);
-      has_data = true;
-    }
-    pos = end + 1;
-  }
-  fuzz::require(!has_data, "the last event is terminated");
-}
-
-} // namespace
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 2) {
     return 0;
@@ -54,6 +23,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   relay->feed(bytes.substr(0, cut), out);
   relay->feed(bytes.substr(cut), out);
   relay->finish(out);
-  check_output(out);
+  fuzz::check_sse_output(out);
   return 0;
 }

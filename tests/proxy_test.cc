@@ -453,7 +453,9 @@ TEST_CASE("GET /v1/models lists every addressable name and /health answers") {
   r = c.Get("/health");
   REQUIRE(r);
   CHECK(r->status == 200);
-  CHECK(r->body.rfind(R"({"status":"ok","targets":[{"target":"openai:gpt-4o-mini","state":"healthy")", 0) == 0);
+  CHECK(
+      r->body.rfind(R"({"status":"ok","targets":[{"target":"openai:gpt-4o-mini","state":"healthy")",
+                    0) == 0);
   r = c.Get("/nope");
   REQUIRE(r);
   CHECK(r->status == 404);

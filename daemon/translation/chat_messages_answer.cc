@@ -113,20 +113,11 @@ Result<std::string> openai_response_to_anthropic(std::string_view body, TokenUsa
       .field("model", string_of(root, "model").value_or(""))
       .key("content")
       .begin_array();
-  for (const char* key : {"reasoning_content", "reasoning"}) {
-    if (const auto r = string_of(message, key); r && !r->empty()) {
-      w.begin_object().field("type", "thinking").field("thinking", *r).field("signature", "");
-      w.end_object();
-      break;
-    }
+  if (const auto r = chat_reasoning(message)) {
+    w.begin_object().field("type", "thinking").field("thinking", *r).field("signature", "");
+    w.end_object();
   }
-  std::string text;
-  if (const auto c = field_of(message, "content")) {
-    text = text_of_content(*c);
-  }
-  if (const auto refusal = string_of(message, "refusal"); refusal && text.empty()) {
-    text = std::string(*refusal);
-  }
+  const std::string text = chat_answer_text(message);
   if (!text.empty()) {
     w.begin_object().field("type", "text").field("text", std::string_view(text)).end_object();
   }

@@ -147,7 +147,6 @@ Status write_anthropic_block_for_part(JsonWriter& w, const element& part, const 
                 "\"" + std::string(type) + "\" content cannot be sent to an Anthropic model");
 }
 
-
 Status write_openai_content_as_blocks(TurnWriter& turns, std::string_view role,
                                       const element& content, const std::string& at) {
   std::string_view text;

@@ -4,6 +4,7 @@
 #include "modelmux/protocol.h"
 #include "modelmux/sse.h"
 #include "modelmux/stream_relay.h"
+#include "translation/dom.h"
 
 #include <vector>
 
@@ -357,13 +358,9 @@ private:
     }
     object delta;
     if (object_at(choice, "delta", delta)) {
-      for (const char* key : {"reasoning_content", "reasoning"}) {
-        const std::string_view thinking = string_or(delta, key);
-        if (!thinking.empty()) {
-          open(Block::thinking, out);
-          text_delta(out, "thinking_delta", "thinking", thinking);
-          break;
-        }
+      if (const auto thinking = dom::chat_reasoning(delta)) {
+        open(Block::thinking, out);
+        text_delta(out, "thinking_delta", "thinking", *thinking);
       }
       const std::string_view text = string_or(delta, "content");
       if (!text.empty()) {

@@ -64,4 +64,15 @@ simdjson::error_code parse_nested(std::string_view json, element& out) {
   return parser.parse(scratch.data(), scratch.size(), false).get(out);
 }
 
+std::string chat_answer_text(const object& message) {
+  std::string text;
+  if (const auto c = field_of(message, "content")) {
+    text = text_of_content(*c);
+  }
+  if (const auto refusal = string_of(message, "refusal"); refusal && text.empty()) {
+    text = std::string(*refusal);
+  }
+  return text;
+}
+
 } // namespace modelmux::dom

@@ -171,7 +171,8 @@ private:
 };
 
 // "data:image/png;base64,AAAA" -> media type and data.
-inline bool split_data_url(std::string_view url, std::string_view& media_type, std::string_view& data) {
+inline bool split_data_url(std::string_view url, std::string_view& media_type,
+                           std::string_view& data) {
   if (url.substr(0, 5) != "data:") {
     return false;
   }
@@ -183,6 +184,20 @@ inline bool split_data_url(std::string_view url, std::string_view& media_type, s
   data = url.substr(marker + 8);
   return true;
 }
+
+// A chat answer's reasoning text, as DeepSeek, vLLM and others send it (reasoning_content, or
+// reasoning); nullopt when there is none.
+inline std::optional<std::string_view> chat_reasoning(const object& message) {
+  for (const char* key : {"reasoning_content", "reasoning"}) {
+    if (const auto r = string_of(message, key); r && !r->empty()) {
+      return r;
+    }
+  }
+  return std::nullopt;
+}
+
+// A chat answer's text: its content (a string or text parts), else its refusal.
+std::string chat_answer_text(const object& message);
 
 // A parser of its own for an upstream's answer, so the request's document stays valid for the
 // next attempt. One per thread; the view it fills is valid until the next call on the thread.

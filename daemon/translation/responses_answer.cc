@@ -143,30 +143,10 @@ Result<std::string> chat_answer_to_responses(std::string_view body, const Respon
   auto next_id = [&](std::string_view prefix) {
     return std::string(prefix) + suffix + "_" + std::to_string(n++);
   };
-  for (const char* key : {"reasoning_content", "reasoning"}) {
-    if (const auto r = string_of(message, key); r && !r->empty()) {
-      write_reasoning_item(iw, next_id("rs_"), *r);
-      break;
-    }
+  if (const auto r = chat_reasoning(message)) {
+    write_reasoning_item(iw, next_id("rs_"), *r);
   }
-  std::string text;
-  if (const auto c = field_of(message, "content")) {
-    std::string_view s;
-    array parts;
-    if (!c->get(s)) {
-      text = std::string(s);
-    } else if (!c->get(parts)) {
-      for (const element p : parts) {
-        std::string_view t;
-        if (p.is_object() && !p["text"].get(t)) {
-          text += t;
-        }
-      }
-    }
-  }
-  if (const auto refusal = string_of(message, "refusal"); refusal && text.empty()) {
-    text = std::string(*refusal);
-  }
+  const std::string text = chat_answer_text(message);
   if (!text.empty()) {
     write_message_item(iw, next_id("msg_"), "completed", text);
   }

@@ -266,22 +266,11 @@ private:
   size_t m_output_bytes = 0;
 };
 
-// Usage for the end of a stream whose upstream reported none: estimated, four bytes a token.
-TokenUsage usage_or_estimate(const TokenUsage& reported, const StreamOptions& options,
-                             size_t output_bytes) {
-  if (reported.reported) {
-    return reported;
-  }
-  TokenUsage usage;
-  usage.input_tokens = options.estimated_input_tokens;
-  usage.output_tokens = static_cast<int64_t>((output_bytes + 3) / 4);
-  return usage;
-}
-
-// Chat completions chunks -> Responses events.
-class ChatToResponses final : public StreamRelay {
+// The common part of the relays that translate to Responses: the events writer, the failure
+// event, what the conversation store keeps, and the end of a stream.
+class ToResponses : public StreamRelay {
 public:
-  ChatToResponses(const StreamOptions& options, ResponsesContext context)
+  ToResponses(const StreamOptions& options, ResponsesContext context)
       : StreamRelay(options, Protocol::responses), m_events(std::move(context)) {}
 
   void write_failure(const Error& error, std::string& out) override {
@@ -289,6 +278,34 @@ public:
   }
   std::string_view response_id() const override { return m_events.context().id; }
   std::string_view output_items() const override { return m_events.items(); }
+
+protected:
+  // The upstream said it failed: response.failed, and the stream is settled as its error.
+  void upstream_failed(std::string message, std::string& out) {
+    m_events.fail(message, out);
+    end_as(State::upstream_error, std::move(message));
+  }
+
+  // The answer is whole: response.completed (or .incomplete) with usage, estimated at four
+  // bytes a token when the upstream reported none.
+  void complete(std::string_view finish_reason, std::string& out) {
+    m_output_bytes = m_events.output_bytes();
+    TokenUsage usage = m_usage;
+    if (!usage.reported) {
+      usage.input_tokens = m_options.estimated_input_tokens;
+      usage.output_tokens = static_cast<int64_t>((m_output_bytes + 3) / 4);
+    }
+    m_events.complete(finish_reason, usage, out);
+    end_as(State::complete, {});
+  }
+
+  ResponsesEvents m_events;
+};
+
+// Chat completions chunks -> Responses events.
+class ChatToResponses final : public ToResponses {
+public:
+  using ToResponses::ToResponses;
 
 private:
   void on_data(std::string_view, std::string_view data, std::string& out) override {
@@ -301,9 +318,7 @@ private:
       return;
     }
     if (root["error"].error() == simdjson::SUCCESS) {
-      const std::string message(error_message_of(root));
-      m_events.fail(message, out);
-      end_as(State::upstream_error, message);
+      upstream_failed(std::string(error_message_of(root)), out);
       return;
     }
     m_events.start(string_or(root, "model"), out);
@@ -322,12 +337,8 @@ private:
     }
     object delta;
     if (!choice["delta"].get(delta)) {
-      for (const char* key : {"reasoning_content", "reasoning"}) {
-        const std::string_view thinking = string_or(delta, key);
-        if (!thinking.empty()) {
-          m_events.reasoning(thinking, out);
-          break;
-        }
+      if (const auto thinking = chat_reasoning(delta)) {
+        m_events.reasoning(*thinking, out);
       }
       m_events.text(string_or(delta, "content"), out);
       array calls;
@@ -388,13 +399,8 @@ private:
     m_events.call_arguments(has_function ? string_or(function, "arguments") : "", out);
   }
 
-  void close(std::string& out) {
-    m_output_bytes = m_events.output_bytes();
-    m_events.complete(m_finish_reason, usage_or_estimate(m_usage, m_options, m_output_bytes), out);
-    end_as(State::complete, {});
-  }
+  void close(std::string& out) { complete(m_finish_reason, out); }
 
-  ResponsesEvents m_events;
   bool m_finished = false;
   std::string m_finish_reason = "stop";
   std::string m_call_id;
@@ -403,16 +409,9 @@ private:
 };
 
 // Anthropic events -> Responses events, directly: content blocks are output items.
-class AnthropicToResponses final : public StreamRelay {
+class AnthropicToResponses final : public ToResponses {
 public:
-  AnthropicToResponses(const StreamOptions& options, ResponsesContext context)
-      : StreamRelay(options, Protocol::responses), m_events(std::move(context)) {}
-
-  void write_failure(const Error& error, std::string& out) override {
-    m_events.fail(error.message, out);
-  }
-  std::string_view response_id() const override { return m_events.context().id; }
-  std::string_view output_items() const override { return m_events.items(); }
+  using ToResponses::ToResponses;
 
 private:
   void on_data(std::string_view event, std::string_view data, std::string& out) override {
@@ -425,9 +424,7 @@ private:
       return;
     }
     if (type == "error") {
-      const std::string message(error_message_of(root));
-      m_events.fail(message, out);
-      end_as(State::upstream_error, message);
+      upstream_failed(std::string(error_message_of(root)), out);
       return;
     }
     if (type == "message_start") {
@@ -496,17 +493,13 @@ private:
         read_anthropic_usage(usage, m_usage);
       }
     } else if (type == "message_stop") {
-      m_output_bytes = m_events.output_bytes();
-      m_events.complete(m_finish_reason, usage_or_estimate(m_usage, m_options, m_output_bytes),
-                        out);
-      end_as(State::complete, {});
+      complete(m_finish_reason, out);
     }
     m_output_bytes = m_events.output_bytes();
   }
 
   void on_end(std::string&) override {}
 
-  ResponsesEvents m_events;
   bool m_started = false;
   std::string_view m_finish_reason = "stop";
 };

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the README's first command as a fresh Debian 12 machine would, with apt-get, cmake and the
-# daemon replaced by stubs that record their calls: as root with no sudo installed (a container,
+# daemon replaced by fakes that record their calls: as root with no sudo installed (a container,
 # a new VM), and as an unprivileged user with sudo. Both must install the packages, build and
 # serve. Usage: readme_first_command.sh README.md
 set -euo pipefail
@@ -10,7 +10,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 chmod 755 "$work"
 
-make_stubs() { # make_stubs DIR WITH_SUDO
+make_fakes() { # make_fakes DIR WITH_SUDO
   local dir=$1
   mkdir -p "$dir"
   for tool in apt-get cmake; do
@@ -35,12 +35,12 @@ check() { # check LABEL EXPECTED_PREFIX
 }
 
 # Root, no sudo on the machine.
-make_stubs "$work/root-bin" no
+make_fakes "$work/root-bin" no
 (cd "$work" && PATH="$work/root-bin" /bin/sh -c "$command")
 check "as root without sudo" ""
 
 # A user with sudo.
-make_stubs "$work/user-bin" yes
+make_fakes "$work/user-bin" yes
 touch "$work/calls" && chmod 666 "$work/calls"
 (cd "$work" && setpriv --reuid=65534 --regid=65534 --clear-groups \
   env PATH="$work/user-bin" /bin/sh -c "$command")
