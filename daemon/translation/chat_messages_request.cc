@@ -189,15 +189,7 @@ Status write_anthropic_messages(BodyWriter& body, const array& messages) {
       }
     }
   }
-  if (system.size() == 1) {
-    body.key("system").value(std::string_view(system.front()));
-  } else if (system.size() > 1) {
-    JsonWriter& w = body.key("system").begin_array();
-    for (const auto& s : system) {
-      w.begin_object().field("type", "text").field("text", std::string_view(s)).end_object();
-    }
-    w.end_array();
-  }
+  write_anthropic_system(body, system);
 
   JsonWriter& w = body.key("messages").begin_array();
   TurnWriter turns(w);
@@ -295,7 +287,8 @@ Status write_anthropic_tools(BodyWriter& body, const object& root) {
   }
   std::string_view choice = "auto";
   std::string_view name;
-  if (const auto c = field_of(root, "tool_choice")) {
+  const auto given = field_of(root, "tool_choice");
+  if (const auto& c = given) {
     std::string_view s;
     object o;
     if (!c->get(s)) {
@@ -314,17 +307,8 @@ Status write_anthropic_tools(BodyWriter& body, const object& root) {
       choice = "tool";
       name = *string_of(function, "name");
     }
-  } else if (parallel) {
-    return ok(); // Anthropic's default is auto with parallel calls
   }
-  JsonWriter& c = body.key("tool_choice").begin_object().field("type", choice);
-  if (choice == "tool") {
-    c.field("name", name);
-  }
-  if (!parallel && choice != "none") {
-    c.field("disable_parallel_tool_use", true);
-  }
-  c.end_object();
+  write_anthropic_tool_choice(body, given.has_value(), choice, name, parallel);
   return ok();
 }
 

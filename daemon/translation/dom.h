@@ -185,6 +185,38 @@ inline bool split_data_url(std::string_view url, std::string_view& media_type,
   return true;
 }
 
+// Anthropic's system prompt from the system texts in order: one is a string, several are text
+// blocks; none writes nothing.
+inline void write_anthropic_system(BodyWriter& body, const std::vector<std::string>& system) {
+  if (system.size() == 1) {
+    body.key("system").value(std::string_view(system.front()));
+  } else if (system.size() > 1) {
+    JsonWriter& w = body.key("system").begin_array();
+    for (const auto& text : system) {
+      w.begin_object().field("type", "text").field("text", std::string_view(text)).end_object();
+    }
+    w.end_array();
+  }
+}
+
+// Anthropic's tool_choice: choice is auto, none, any or tool (then name says which); with
+// parallel calls off, disable_parallel_tool_use. Auto with parallel calls is Anthropic's default,
+// so it is written only when the request gave a choice.
+inline void write_anthropic_tool_choice(BodyWriter& body, bool given, std::string_view choice,
+                                        std::string_view name, bool parallel) {
+  if (!given && parallel) {
+    return;
+  }
+  JsonWriter& c = body.key("tool_choice").begin_object().field("type", choice);
+  if (choice == "tool") {
+    c.field("name", name);
+  }
+  if (!parallel && choice != "none") {
+    c.field("disable_parallel_tool_use", true);
+  }
+  c.end_object();
+}
+
 // A chat answer's reasoning text, as DeepSeek, vLLM and others send it (reasoning_content, or
 // reasoning); nullopt when there is none.
 inline std::optional<std::string_view> chat_reasoning(const object& message) {

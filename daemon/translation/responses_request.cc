@@ -668,15 +668,7 @@ Status write_anthropic_system_and_messages(BodyWriter& body, const object& root,
       }
     }
   }
-  if (system.size() == 1) {
-    body.key("system").value(std::string_view(system.front()));
-  } else if (system.size() > 1) {
-    JsonWriter& w = body.key("system").begin_array();
-    for (const auto& text : system) {
-      w.begin_object().field("type", "text").field("text", std::string_view(text)).end_object();
-    }
-    w.end_array();
-  }
+  write_anthropic_system(body, system);
 
   JsonWriter& w = body.key("messages").begin_array();
   TurnWriter turns(w);
@@ -822,17 +814,7 @@ Status write_anthropic_tools(BodyWriter& body, const object& root, ResponsesTool
   if (const auto p = field_of(root, "parallel_tool_calls"); p && p->is_bool()) {
     parallel = p->get_bool().value_unsafe();
   }
-  if (!has_choice && parallel) {
-    return ok(); // Anthropic's default is auto with parallel calls
-  }
-  JsonWriter& c = body.key("tool_choice").begin_object().field("type", choice);
-  if (choice == "tool") {
-    c.field("name", name);
-  }
-  if (!parallel && choice != "none") {
-    c.field("disable_parallel_tool_use", true);
-  }
-  c.end_object();
+  write_anthropic_tool_choice(body, has_choice, choice, name, parallel);
   return ok();
 }
 
