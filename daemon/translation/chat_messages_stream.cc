@@ -420,24 +420,17 @@ private:
   }
 
   void tool_delta(const object& call, std::string& out) {
-    int64_t index = -1;
-    const bool has_index = !call["index"].get(index);
-    const std::string_view id = string_or(call, "id");
     object function;
     const bool has_function = object_at(call, "function", function);
-    // A new tool call starts at a new index, or (servers that send no index) at a new id.
-    const bool is_new = m_block != Block::tool || (has_index && index != m_tool_index) ||
-                        (!has_index && !id.empty() && id != m_tool_id);
-    if (is_new) {
-      if (has_index && index <= m_max_tool_index) {
-        end_as(State::malformed,
-               "tool call " + std::to_string(index) + " continued after the next one began");
-        return;
-      }
+    const auto step = m_calls.step(call, m_block == Block::tool);
+    if (step == dom::ChatToolCalls::Delta::malformed) {
+      end_as(State::malformed, m_calls.malformed_reason());
+      return;
+    }
+    if (step == dom::ChatToolCalls::Delta::starts) {
       close_block(out);
-      m_tool_index = has_index ? index : m_max_tool_index + 1;
-      m_max_tool_index = m_tool_index;
-      m_tool_id = id.empty() ? "toolu_modelmux_" + std::to_string(m_tool_index) : std::string(id);
+      m_tool_id =
+          m_calls.id().empty() ? "toolu_modelmux_" + std::to_string(m_calls.index()) : m_calls.id();
       m_block = Block::tool;
       out.append("event: content_block_start\ndata: ");
       JsonWriter w(out);
@@ -530,8 +523,7 @@ private:
   std::string m_model;
   Block m_block = Block::none;
   int64_t m_blocks = 0; // index of the block open or next to open
-  int64_t m_tool_index = -1;
-  int64_t m_max_tool_index = -1;
+  dom::ChatToolCalls m_calls;
   std::string m_tool_id;
   std::string_view m_stop_reason = "end_turn";
 };

@@ -217,6 +217,48 @@ inline void write_anthropic_tool_choice(BodyWriter& body, bool given, std::strin
   c.end_object();
 }
 
+// The tool calls of a chat stream, told apart as their deltas arrive: a new call starts at a new
+// index, or (servers that send no index) at a new id. Calls come one after another; a call that
+// goes on after the next one began cannot be reopened on the other side.
+class ChatToolCalls {
+public:
+  enum class Delta { continues, starts, malformed };
+
+  // What a tool_calls delta does, given whether the call seen last is still open there. On
+  // starts, index() and id() are the new call's; an empty id means the server sent none.
+  Delta step(const object& call, bool open) {
+    int64_t index = -1;
+    const bool has_index = !call["index"].get(index);
+    std::string_view id;
+    if (call["id"].get(id)) {
+      id = {};
+    }
+    const bool is_new =
+        !open || (has_index && index != m_index) || (!has_index && !id.empty() && id != m_id);
+    if (!is_new) {
+      return Delta::continues;
+    }
+    if (has_index && index <= m_max_index) {
+      m_index = index;
+      return Delta::malformed;
+    }
+    m_index = has_index ? index : m_max_index + 1;
+    m_max_index = m_index;
+    m_id = std::string(id);
+    return Delta::starts;
+  }
+  int64_t index() const { return m_index; }
+  const std::string& id() const { return m_id; }
+  std::string malformed_reason() const {
+    return "tool call " + std::to_string(m_index) + " continued after the next one began";
+  }
+
+private:
+  int64_t m_index = -1;
+  int64_t m_max_index = -1;
+  std::string m_id;
+};
+
 // A chat answer's reasoning text, as DeepSeek, vLLM and others send it (reasoning_content, or
 // reasoning); nullopt when there is none.
 inline std::optional<std::string_view> chat_reasoning(const object& message) {

@@ -373,28 +373,21 @@ private:
   }
 
   void tool_delta(const object& call, std::string& out) {
-    int64_t index = -1;
-    const bool has_index = !call["index"].get(index);
-    const std::string_view id = string_or(call, "id");
     object function;
     const bool has_function = !call["function"].get(function);
-    // A new tool call starts at a new index, or (servers that send no index) at a new id.
-    const bool is_new = m_events.item() != ResponsesEvents::Item::call ||
-                        (has_index && index != m_tool_index) ||
-                        (!has_index && !id.empty() && id != m_call_id);
-    if (is_new) {
-      if (has_index && index <= m_max_tool_index) {
-        end_as(State::malformed,
-               "tool call " + std::to_string(index) + " continued after the next one began");
-        return;
-      }
-      m_tool_index = has_index ? index : m_max_tool_index + 1;
-      m_max_tool_index = m_tool_index;
+    const auto step = m_calls.step(call, m_events.item() == ResponsesEvents::Item::call);
+    if (step == ChatToolCalls::Delta::malformed) {
+      end_as(State::malformed, m_calls.malformed_reason());
+      return;
+    }
+    if (step == ChatToolCalls::Delta::starts) {
       // A call with no id gets one unique to this response: clients match outputs by it.
-      m_call_id = id.empty() ? "call_" + m_events.suffix() + "_" + std::to_string(m_tool_index)
-                             : std::string(id);
-      m_events.call_start(
-          m_call_id, has_function ? std::string(string_or(function, "name")) : std::string(), out);
+      std::string call_id =
+          m_calls.id().empty() ? "call_" + m_events.suffix() + "_" + std::to_string(m_calls.index())
+                               : m_calls.id();
+      m_events.call_start(std::move(call_id),
+                          has_function ? std::string(string_or(function, "name")) : std::string(),
+                          out);
     }
     m_events.call_arguments(has_function ? string_or(function, "arguments") : "", out);
   }
@@ -403,9 +396,7 @@ private:
 
   bool m_finished = false;
   std::string m_finish_reason = "stop";
-  std::string m_call_id;
-  int64_t m_tool_index = -1;
-  int64_t m_max_tool_index = -1;
+  ChatToolCalls m_calls;
 };
 
 // Anthropic events -> Responses events, directly: content blocks are output items.
