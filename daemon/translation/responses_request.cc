@@ -209,23 +209,21 @@ std::string custom_arguments(std::string_view input) {
   return out;
 }
 
-Status write_messages(BodyWriter& body, const object& root, const element& input) {
-  JsonWriter& w = body.key("messages").begin_array();
-  if (const auto instructions = string_of(root, "instructions");
-      instructions && !instructions->empty()) {
-    w.begin_object().field("role", "system").field("content", *instructions).end_object();
-  }
-  std::string_view text;
-  if (!input.get(text)) {
-    w.begin_object().field("role", "user").field("content", text).end_object();
-    w.end_array();
-    return ok();
-  }
-  array items;
-  if (input.get(items)) {
-    return refuse("input", "must be a string or an array of items");
-  }
-  AssistantTurn assistant(w);
+// What the items of a Responses input say, in order, for the writer of one protocol: the
+// walk checks each item and says which it is; the sink writes it.
+class ItemSink {
+public:
+  virtual ~ItemSink() = default;
+  // A user, system or developer message.
+  virtual Status message(std::string_view role, const element& content, const std::string& at) = 0;
+  virtual void assistant_text(std::string_view text) = 0;
+  // A function call, or a freeform one with its input as {"input": ...} arguments.
+  virtual Status call(std::string_view call_id, std::string_view name, std::string_view arguments,
+                      const std::string& at) = 0;
+  virtual void call_output(std::string_view call_id, std::string_view output) = 0;
+};
+
+Status walk_items(const array& items, ItemSink& sink) {
   size_t i = 0;
   for (const element it : items) {
     const std::string at = at_index("input", i++);
@@ -244,53 +242,41 @@ Status write_messages(BodyWriter& body, const object& root, const element& input
         std::string_view s;
         array parts;
         if (!content->get(s)) {
-          assistant.text(s);
+          sink.assistant_text(s);
         } else if (!content->get(parts)) {
-          assistant.text(text_of_parts(parts));
+          sink.assistant_text(text_of_parts(parts));
         } else {
           return refuse(at + ".content", "must be a string or an array of content parts");
         }
         continue;
       }
-      assistant.flush();
-      std::string_view chat_role;
-      if (*role == "user") {
-        chat_role = "user";
-      } else if (*role == "system" || *role == "developer") {
-        chat_role = "system"; // the chat servers modelmux translates for know no "developer"
-      } else {
+      if (*role != "user" && *role != "system" && *role != "developer") {
         return refuse(at + ".role", "must be \"user\", \"assistant\", \"system\" or \"developer\"");
       }
-      w.begin_object().field("role", chat_role).key("content");
-      if (auto st = write_content(w, *content, at + ".content"); !st) {
+      if (auto st = sink.message(*role, *content, at + ".content"); !st) {
         return st;
       }
-      w.end_object();
-    } else if (type == "function_call") {
+    } else if (type == "function_call" || type == "custom_tool_call") {
       const auto call_id = string_of(item, "call_id");
       const auto name = string_of(item, "name");
       if (!call_id || !name) {
         return refuse(at, "must have a call_id and a name");
       }
-      assistant.call(*call_id, *name, string_of(item, "arguments").value_or("{}"));
-    } else if (type == "custom_tool_call") {
-      const auto call_id = string_of(item, "call_id");
-      const auto name = string_of(item, "name");
-      if (!call_id || !name) {
-        return refuse(at, "must have a call_id and a name");
+      const std::string arguments = type == "function_call"
+                                        ? std::string(string_of(item, "arguments").value_or("{}"))
+                                        : custom_arguments(string_of(item, "input").value_or(""));
+      if (auto st = sink.call(*call_id, *name, arguments, at); !st) {
+        return st;
       }
-      assistant.call(*call_id, *name, custom_arguments(string_of(item, "input").value_or("")));
     } else if (type == "function_call_output" || type == "custom_tool_call_output") {
       const auto call_id = string_of(item, "call_id");
       const auto output = field_of(item, "output");
       if (!call_id || !output) {
         return refuse(at, "must have a call_id and an output");
       }
-      assistant.flush();
-      w.begin_object().field("role", "tool").field("tool_call_id", *call_id);
-      w.field("content", std::string_view(output_text(*output))).end_object();
+      sink.call_output(*call_id, output_text(*output));
     } else if (type == "reasoning") {
-      continue; // a chat model takes no reasoning items back
+      continue; // no target behind a translation takes reasoning items back
     } else if (type == "item_reference") {
       return refuse(at, "refers to an item by id, which modelmux cannot resolve; send the item "
                         "itself or use previous_response_id");
@@ -300,7 +286,63 @@ Status write_messages(BodyWriter& body, const object& root, const element& input
                                       "function_call, function_call_output and reasoning can)");
     }
   }
-  assistant.flush();
+  return ok();
+}
+
+// Items as chat messages.
+class ChatSink final : public ItemSink {
+public:
+  explicit ChatSink(JsonWriter& messages) : m_w(messages), m_assistant(messages) {}
+
+  Status message(std::string_view role, const element& content, const std::string& at) override {
+    m_assistant.flush();
+    // The chat servers modelmux translates for know no "developer".
+    m_w.begin_object().field("role", role == "user" ? "user" : "system").key("content");
+    if (auto st = write_content(m_w, content, at); !st) {
+      return st;
+    }
+    m_w.end_object();
+    return ok();
+  }
+  void assistant_text(std::string_view text) override { m_assistant.text(text); }
+  Status call(std::string_view call_id, std::string_view name, std::string_view arguments,
+              const std::string&) override {
+    m_assistant.call(call_id, name, arguments);
+    return ok();
+  }
+  void call_output(std::string_view call_id, std::string_view output) override {
+    m_assistant.flush();
+    m_w.begin_object().field("role", "tool").field("tool_call_id", call_id);
+    m_w.field("content", output).end_object();
+  }
+  void flush() { m_assistant.flush(); }
+
+private:
+  JsonWriter& m_w;
+  AssistantTurn m_assistant;
+};
+
+Status write_messages(BodyWriter& body, const object& root, const element& input) {
+  JsonWriter& w = body.key("messages").begin_array();
+  if (const auto instructions = string_of(root, "instructions");
+      instructions && !instructions->empty()) {
+    w.begin_object().field("role", "system").field("content", *instructions).end_object();
+  }
+  std::string_view text;
+  if (!input.get(text)) {
+    w.begin_object().field("role", "user").field("content", text).end_object();
+    w.end_array();
+    return ok();
+  }
+  array items;
+  if (input.get(items)) {
+    return refuse("input", "must be a string or an array of items");
+  }
+  ChatSink sink(w);
+  if (auto st = walk_items(items, sink); !st) {
+    return st;
+  }
+  sink.flush();
   w.end_array();
   return ok();
 }
@@ -643,6 +685,36 @@ private:
   std::vector<Call> m_calls;
 };
 
+// Items as Anthropic turns; system and developer messages are in the system prompt already.
+class AnthropicSink final : public ItemSink {
+public:
+  explicit AnthropicSink(TurnWriter& turns) : m_turns(turns), m_assistant(turns) {}
+
+  Status message(std::string_view role, const element& content, const std::string& at) override {
+    m_assistant.flush();
+    return role == "user" ? write_user_blocks(m_turns, content, at) : ok();
+  }
+  void assistant_text(std::string_view text) override { m_assistant.text(text); }
+  Status call(std::string_view call_id, std::string_view name, std::string_view arguments,
+              const std::string& at) override {
+    return m_assistant.call(call_id, name, arguments, at);
+  }
+  void call_output(std::string_view call_id, std::string_view output) override {
+    m_assistant.flush();
+    m_turns.block("user")
+        .begin_object()
+        .field("type", "tool_result")
+        .field("tool_use_id", call_id)
+        .field("content", output)
+        .end_object();
+  }
+  void flush() { m_assistant.flush(); }
+
+private:
+  TurnWriter& m_turns;
+  AnthropicAssistant m_assistant;
+};
+
 Status write_anthropic_system_and_messages(BodyWriter& body, const object& root,
                                            const element& input) {
   // System and developer items go to the top-level system prompt, in order, after instructions.
@@ -680,81 +752,11 @@ Status write_anthropic_system_and_messages(BodyWriter& body, const object& root,
   } else if (!is_array) {
     return refuse("input", "must be a string or an array of items");
   } else {
-    AnthropicAssistant assistant(turns);
-    size_t i = 0;
-    for (const element it : items) {
-      const std::string at = at_index("input", i++);
-      object item;
-      if (it.get(item)) {
-        return refuse(at, "must be an object");
-      }
-      const auto role = string_of(item, "role");
-      const std::string_view type = string_of(item, "type").value_or(role ? "message" : "");
-      if (type == "message") {
-        const auto content = field_of(item, "content");
-        if (!role || !content) {
-          return refuse(at, "must have a role and content");
-        }
-        if (*role == "assistant") {
-          std::string_view s;
-          array parts;
-          if (!content->get(s)) {
-            assistant.text(s);
-          } else if (!content->get(parts)) {
-            assistant.text(text_of_parts(parts));
-          } else {
-            return refuse(at + ".content", "must be a string or an array of content parts");
-          }
-          continue;
-        }
-        assistant.flush();
-        if (*role == "system" || *role == "developer") {
-          continue; // in the system prompt
-        }
-        if (*role != "user") {
-          return refuse(at + ".role",
-                        "must be \"user\", \"assistant\", \"system\" or \"developer\"");
-        }
-        if (auto st = write_user_blocks(turns, *content, at + ".content"); !st) {
-          return st;
-        }
-      } else if (type == "function_call" || type == "custom_tool_call") {
-        const auto call_id = string_of(item, "call_id");
-        const auto name = string_of(item, "name");
-        if (!call_id || !name) {
-          return refuse(at, "must have a call_id and a name");
-        }
-        const std::string arguments = type == "function_call"
-                                          ? std::string(string_of(item, "arguments").value_or("{}"))
-                                          : custom_arguments(string_of(item, "input").value_or(""));
-        if (auto st = assistant.call(*call_id, *name, arguments, at); !st) {
-          return st;
-        }
-      } else if (type == "function_call_output" || type == "custom_tool_call_output") {
-        const auto call_id = string_of(item, "call_id");
-        const auto output = field_of(item, "output");
-        if (!call_id || !output) {
-          return refuse(at, "must have a call_id and an output");
-        }
-        assistant.flush();
-        turns.block("user")
-            .begin_object()
-            .field("type", "tool_result")
-            .field("tool_use_id", *call_id)
-            .field("content", std::string_view(output_text(*output)))
-            .end_object();
-      } else if (type == "reasoning") {
-        continue; // thinking needs Anthropic's own signature, which these items do not carry
-      } else if (type == "item_reference") {
-        return refuse(at, "refers to an item by id, which modelmux cannot resolve; send the item "
-                          "itself or use previous_response_id");
-      } else {
-        return refuse(at + ".type", "\"" + std::string(type) +
-                                        "\" items cannot be sent to this target (message, "
-                                        "function_call, function_call_output and reasoning can)");
-      }
+    AnthropicSink sink(turns);
+    if (auto st = walk_items(items, sink); !st) {
+      return st;
     }
-    assistant.flush();
+    sink.flush();
   }
   turns.flush();
   w.end_array();
