@@ -575,36 +575,9 @@ Result<std::string> openai_request_to_anthropic(const element& request,
                                         "\"high\"");
     }
   }
-  body.defaults(defaults);
-  if (!body.written("max_tokens") && !has_param(defaults, "max_tokens")) {
-    // Anthropic counts thinking inside max_tokens: leave room for the answer after it.
-    body.key("max_tokens")
-        .value(
-            std::min(k_default_anthropic_max_tokens + thinking_budget,
-                     max_output_tokens.value_or(k_default_anthropic_max_tokens + thinking_budget)));
-  }
-  // Anthropic refuses thinking when tool_choice forces a tool; the forced choice wins.
-  if (const auto choice = field_of(root, "tool_choice");
-      choice && (choice->is_object() ||
-                 (choice->is_string() && choice->get_string().value_unsafe() == "required"))) {
-    thinking_budget = 0;
-  }
-  // The budget must stay below max_tokens; a limit too small for thinking gets none.
-  int64_t limit = int_of(root, "max_completion_tokens", int_of(root, "max_tokens", 0));
-  if (max_output_tokens && (limit == 0 || limit > *max_output_tokens)) {
-    limit = *max_output_tokens;
-  }
-  if (limit > 0 && thinking_budget >= limit) {
-    thinking_budget = limit / 2 >= 1024 ? limit / 2 : 0;
-  }
-  if (thinking_budget > 0) {
-    body.key("thinking")
-        .begin_object()
-        .field("type", "enabled")
-        .field("budget_tokens", thinking_budget)
-        .end_object();
-  }
-  body.close();
+  close_anthropic_body(body, root, defaults, thinking_budget,
+                       int_of(root, "max_completion_tokens", int_of(root, "max_tokens", 0)),
+                       max_output_tokens);
   return out;
 }
 

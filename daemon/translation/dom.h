@@ -7,6 +7,7 @@
 #include "modelmux/config.h"
 #include "modelmux/json.h"
 #include "modelmux/result.h"
+#include "modelmux/translate.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -183,6 +184,41 @@ inline bool split_data_url(std::string_view url, std::string_view& media_type,
   media_type = url.substr(5, marker - 5);
   data = url.substr(marker + 8);
   return true;
+}
+
+// The end of an Anthropic request body: the target's default params, max_tokens when nothing
+// set it (Anthropic requires one and counts thinking inside it), and thinking. Thinking is left
+// out when tool_choice forces a tool (Anthropic refuses both), and kept below the token limit:
+// a limit too small for it gets none. requested_limit is the request's own limit, 0 for none.
+inline void close_anthropic_body(BodyWriter& body, const object& root,
+                                 const std::vector<Param>& defaults, int64_t thinking_budget,
+                                 int64_t requested_limit,
+                                 std::optional<int64_t> max_output_tokens) {
+  body.defaults(defaults);
+  if (!body.written("max_tokens") && !has_param(defaults, "max_tokens")) {
+    const int64_t wanted = k_default_anthropic_max_tokens + thinking_budget;
+    body.key("max_tokens").value(std::min(wanted, max_output_tokens.value_or(wanted)));
+  }
+  if (const auto choice = field_of(root, "tool_choice");
+      choice && (choice->is_object() ||
+                 (choice->is_string() && choice->get_string().value_unsafe() == "required"))) {
+    thinking_budget = 0;
+  }
+  int64_t limit = requested_limit;
+  if (max_output_tokens && (limit == 0 || limit > *max_output_tokens)) {
+    limit = *max_output_tokens;
+  }
+  if (limit > 0 && thinking_budget >= limit) {
+    thinking_budget = limit / 2 >= 1024 ? limit / 2 : 0;
+  }
+  if (thinking_budget > 0) {
+    body.key("thinking")
+        .begin_object()
+        .field("type", "enabled")
+        .field("budget_tokens", thinking_budget)
+        .end_object();
+  }
+  body.close();
 }
 
 // Anthropic's system prompt from the system texts in order: one is a string, several are text

@@ -127,18 +127,9 @@ std::string text_of_parts(const array& parts) {
   return out;
 }
 
-// Writes a user, system or developer message's content: a string when it is all text (what
-// every chat server takes), else chat content parts.
-Status write_content(JsonWriter& w, const element& content, const std::string& at) {
-  std::string_view s;
-  if (!content.get(s)) {
-    w.value(s);
-    return ok();
-  }
-  array parts;
-  if (content.get(parts)) {
-    return refuse(at, "must be a string or an array of content parts");
-  }
+// Whether message content parts are all text; a part that is neither text nor an image is a
+// 400 naming it.
+Result<bool> parts_all_text(const array& parts, const std::string& at) {
   bool all_text = true;
   size_t i = 0;
   for (const element p : parts) {
@@ -157,12 +148,31 @@ Status write_content(JsonWriter& w, const element& content, const std::string& a
     }
     ++i;
   }
-  if (all_text) {
+  return all_text;
+}
+
+// Writes a user, system or developer message's content: a string when it is all text (what
+// every chat server takes), else chat content parts.
+Status write_content(JsonWriter& w, const element& content, const std::string& at) {
+  std::string_view s;
+  if (!content.get(s)) {
+    w.value(s);
+    return ok();
+  }
+  array parts;
+  if (content.get(parts)) {
+    return refuse(at, "must be a string or an array of content parts");
+  }
+  const auto all_text = parts_all_text(parts, at);
+  if (!all_text) {
+    return all_text.error();
+  }
+  if (all_text.value()) {
     w.value(std::string_view(text_of_parts(parts)));
     return ok();
   }
   w.begin_array();
-  i = 0;
+  size_t i = 0;
   for (const element p : parts) {
     const object part = p.get_object().value_unsafe();
     const std::string_view type = string_of(part, "type").value_or("");
@@ -568,25 +578,11 @@ Status write_user_blocks(TurnWriter& turns, const element& content, const std::s
   if (content.get(parts)) {
     return refuse(at, "must be a string or an array of content parts");
   }
-  bool all_text = true;
-  size_t i = 0;
-  for (const element p : parts) {
-    object part;
-    if (p.get(part)) {
-      return refuse(at_index(at, i), "must be an object");
-    }
-    const std::string_view type = string_of(part, "type").value_or("");
-    if (type == "input_image") {
-      all_text = false;
-    } else if (type != "input_text" && type != "output_text" && type != "text" &&
-               type != "refusal") {
-      return refuse(at_index(at, i) + ".type",
-                    "\"" + std::string(type) +
-                        "\" content cannot be sent to this target (text and images can)");
-    }
-    ++i;
+  const auto all_text = parts_all_text(parts, at);
+  if (!all_text) {
+    return all_text.error();
   }
-  if (all_text) {
+  if (all_text.value()) {
     const std::string text = text_of_parts(parts);
     if (!text.empty()) {
       turns.block("user")
@@ -597,7 +593,7 @@ Status write_user_blocks(TurnWriter& turns, const element& content, const std::s
     }
     return ok();
   }
-  i = 0;
+  size_t i = 0;
   for (const element p : parts) {
     const object part = p.get_object().value_unsafe();
     const std::string part_at = at_index(at, i++);
@@ -982,34 +978,8 @@ Result<std::string> responses_request_to_anthropic(const element& request, const
       }
     }
   }
-  body.defaults(defaults);
-  if (!body.written("max_tokens") && !has_param(defaults, "max_tokens")) {
-    // Anthropic requires a limit, and counts thinking inside it.
-    const int64_t wanted = k_default_anthropic_max_tokens + thinking_budget;
-    body.key("max_tokens").value(std::min(wanted, max_output_tokens.value_or(wanted)));
-  }
-  // Anthropic refuses thinking when tool_choice forces a tool; the forced choice wins.
-  if (const auto choice = field_of(root, "tool_choice");
-      choice && (choice->is_object() ||
-                 (choice->is_string() && choice->get_string().value_unsafe() == "required"))) {
-    thinking_budget = 0;
-  }
-  // The budget must stay below max_tokens; a limit too small for thinking gets none.
-  int64_t limit = int_of(root, "max_output_tokens", 0);
-  if (max_output_tokens && (limit == 0 || limit > *max_output_tokens)) {
-    limit = *max_output_tokens;
-  }
-  if (limit > 0 && thinking_budget >= limit) {
-    thinking_budget = limit / 2 >= 1024 ? limit / 2 : 0;
-  }
-  if (thinking_budget > 0) {
-    body.key("thinking")
-        .begin_object()
-        .field("type", "enabled")
-        .field("budget_tokens", thinking_budget)
-        .end_object();
-  }
-  body.close();
+  close_anthropic_body(body, root, defaults, thinking_budget, int_of(root, "max_output_tokens", 0),
+                       max_output_tokens);
   return out;
 }
 
