@@ -26,6 +26,7 @@ SnapshotLoad finish_load(ConfigLoad load) {
   snapshot->registry = std::move(registry);
   for (const auto& t : snapshot->registry->targets()) {
     snapshot->pools.push_back(std::make_shared<ClientPool>(t));
+    snapshot->origins.push_back(origin_of(t.endpoint));
     std::vector<std::string> catalog;
     for (const auto& entry : t.catalog) {
       catalog.push_back(entry.name);
@@ -83,7 +84,6 @@ SnapshotLoad load_snapshot_text(const std::string& text, const std::string& file
 
 App::App(std::shared_ptr<const Snapshot> snapshot, Log& log)
     : m_snapshot(std::move(snapshot)), m_log(log),
-      m_relay(static_cast<size_t>(m_snapshot.load()->config->server.worker_threads)),
       m_start_time_seconds(
           static_cast<double>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                   std::chrono::system_clock::now().time_since_epoch())
@@ -94,7 +94,6 @@ App::App(std::shared_ptr<const Snapshot> snapshot, Log& log)
 }
 
 App::~App() {
-  m_relay.shutdown();
   m_usage_log.reset(); // writes what is queued
 }
 

@@ -1011,13 +1011,23 @@ void read_top_level(Loader& l, const YAML::Node& root, Config& c) {
           }
         } else if (key == "server") {
           l.each_key(v, p,
-                     {"worker_threads", "max_body_size", "max_answer_size", "read_timeout",
-                      "request_timeout"},
+                     {"workers", "max_connections", "worker_threads", "max_body_size",
+                      "max_answer_size", "read_timeout", "request_timeout"},
                      [&](const std::string& k, const YAML::Node& vv, const std::string& pp,
                          const YAML::Node&) {
-                       if (k == "worker_threads") {
-                         if (auto n = l.integer(vv, pp, 2, 65536)) {
-                           c.server.worker_threads = static_cast<int>(*n);
+                       if (k == "workers") {
+                         if (vv.IsScalar() && vv.Scalar() == "auto") {
+                           c.server.workers = 0;
+                         } else if (auto n = l.integer(vv, pp, 1, 256)) {
+                           c.server.workers = static_cast<int>(*n);
+                         }
+                       } else if (k == "max_connections") {
+                         if (auto n = l.integer(vv, pp, 16, 1'000'000)) {
+                           c.server.max_connections = static_cast<int>(*n);
+                         }
+                       } else if (k == "worker_threads") {
+                         if (l.integer(vv, pp, 2, 65536)) {
+                           c.server.worker_threads_set = true;
                          }
                        } else if (k == "max_body_size" || k == "max_answer_size") {
                          if (auto n = l.size(vv, pp)) {

@@ -48,6 +48,11 @@ int serve(const CliArgs& args) {
     return 1;
   }
   const auto& config = *load.snapshot->config;
+  if (config.server.worker_threads_set) {
+    log.warn("config_ignored", {{"key", "server.worker_threads"},
+                                {"reason", "requests run on event loops now (server.workers); "
+                                           "a stream holds no thread"}});
+  }
 
   App app(load.snapshot, log);
   const std::string usage_path = config.state_dir + "/usage.jsonl";

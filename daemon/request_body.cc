@@ -272,11 +272,7 @@ std::string_view without_trailing_space(std::string_view token) {
 
 // Per-thread parsers and padded scratch, reused across requests so the hot path allocates
 // nothing once warm. A parser grown by one huge body is dropped so it does not pin memory.
-struct ThreadParsers {
-  simdjson::dom::parser dom;
-  simdjson::ondemand::parser ondemand;
-  std::string scratch;
-};
+using ThreadParsers = BodyParser;
 
 constexpr size_t k_keep_parser_capacity = 256 * 1024;
 
@@ -296,11 +292,14 @@ bool RequestBody::has_key(std::string_view key) const {
 }
 
 Result<RequestBody> parse_request_body(ApiRoute route, std::string_view body) {
+  return parse_request_body(route, body, thread_parsers(body.size()));
+}
+
+Result<RequestBody> parse_request_body(ApiRoute route, std::string_view body, BodyParser& p) {
   if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) {
     return make_error(ErrorKind::invalid_request,
                       "the request body is empty; send a JSON object with a \"model\" field");
   }
-  auto& p = thread_parsers(body.size());
   p.scratch.reserve(body.size() + simdjson::SIMDJSON_PADDING);
   p.scratch.assign(body.data(), body.size());
 

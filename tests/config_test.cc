@@ -42,7 +42,8 @@ TEST_CASE("an empty config takes every default from SPEC") {
   const auto& c = load.config;
   CHECK(c.listen.host == "127.0.0.1");
   CHECK(c.listen.port == 8080);
-  CHECK(c.server.worker_threads == 512);
+  CHECK(c.server.workers == 0); // auto: one per core
+  CHECK(c.server.max_connections == 10000);
   CHECK(c.server.max_body_size == 8 * 1024 * 1024);
   CHECK(c.server.request_timeout == std::chrono::minutes(10));
   CHECK(c.routing.timeout == std::chrono::seconds(60));

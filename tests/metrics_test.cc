@@ -4,6 +4,7 @@
 #include "modelmux/gateway_metrics.h"
 #include "modelmux/metrics.h"
 
+#include <cmath>
 #include <doctest/doctest.h>
 #include <map>
 #include <regex>

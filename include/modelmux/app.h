@@ -1,10 +1,9 @@
 // The App owns what a running modelmux shares across requests: the current config snapshot
-// (config, registry, upstream pools) swapped atomically on reload, the stream relay threads and
+// (config, registry, upstream pools) swapped atomically on reload, and
 // the log. One App, passed by reference; no singletons.
 #pragma once
 
 #include "modelmux/config.h"
-#include "modelmux/elastic_pool.h"
 #include "modelmux/gateway_metrics.h"
 #include "modelmux/health.h"
 #include "modelmux/log.h"
@@ -12,7 +11,7 @@
 #include "modelmux/response_store.h"
 #include "modelmux/runtime_models.h"
 #include "modelmux/status.h"
-#include "modelmux/upstream.h"
+#include "modelmux/blocking_client.h"
 #include "modelmux/usage_log.h"
 
 #include <atomic>
@@ -26,7 +25,8 @@ namespace modelmux {
 struct Snapshot {
   std::shared_ptr<const Config> config;
   std::shared_ptr<const Registry> registry;
-  std::vector<std::shared_ptr<ClientPool>> pools; // by registry target index
+  std::vector<std::shared_ptr<ClientPool>> pools; // by registry target index: the prober's
+  std::vector<UpstreamOrigin> origins;             // by registry target index
   // By registry target index: the targets each entry stands for and their health (a custom
   // model one, a provider one per model). Kept across reloads for entries that keep their name.
   std::vector<std::shared_ptr<HealthGroup>> health;
@@ -66,7 +66,6 @@ public:
   void replace_snapshot(std::shared_ptr<const Snapshot> snapshot);
 
   Log& log() { return m_log; }
-  ElasticPool& relay() { return m_relay; }
   // The conversations behind the Responses API's previous_response_id.
   ResponseStore& responses() { return m_responses; }
   GatewayMetrics& metrics() { return m_metrics; }
@@ -112,7 +111,6 @@ private:
 
   std::atomic<std::shared_ptr<const Snapshot>> m_snapshot;
   Log& m_log;
-  ElasticPool m_relay;
   MemoryResponseStore m_responses;
   GatewayMetrics m_metrics;
   double m_start_time_seconds;

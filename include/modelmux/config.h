@@ -119,7 +119,13 @@ struct ListenAddress {
 };
 
 struct ServerConfig {
-  int worker_threads = 512;
+  // Event loops; 0 is one per core.
+  int workers = 0;
+  // Client connections held open at once; past it, new ones wait in the listen backlog.
+  int max_connections = 10000;
+  // The thread-per-connection server's pool size: read and ignored since the event loops
+  // replaced it, so older configs still load (true when one set it, for a warning).
+  bool worker_threads_set = false;
   int64_t max_body_size = 8 * 1024 * 1024;
   // The largest whole (not streamed) answer read from an upstream; a bigger one is a failed
   // attempt, so a hostile or broken upstream cannot make modelmux buffer without limit.

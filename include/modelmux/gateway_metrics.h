@@ -6,7 +6,7 @@
 
 #include "modelmux/metrics.h"
 #include "modelmux/protocol.h"
-#include "modelmux/upstream.h"
+#include "modelmux/outcome.h"
 #include "modelmux/usage.h"
 
 #include <array>

@@ -5,7 +5,7 @@
 #pragma once
 
 #include "modelmux/config.h"
-#include "modelmux/upstream.h"
+#include "modelmux/outcome.h"
 
 #include <chrono>
 #include <deque>

@@ -39,13 +39,25 @@ struct RequestBody {
   size_t object_start = 0;
   // The top-level keys, as views into the body's own bytes.
   std::vector<std::string_view> keys;
-  // The parsed document; valid until the same thread parses another body.
+  // The parsed document; valid as long as the parser it was read with is not reused.
   simdjson::dom::element root;
 
   bool has_key(std::string_view key) const;
 };
 
-// Validates body for route and locates what the proxy needs. body must outlive the result.
+// The parsers a request body is read with, and the padded copy they read. The parsed document
+// lives in them: a request that waits on the network between reading its body and using it
+// (an event loop serves others meanwhile) holds its own, borrowed from its worker.
+struct BodyParser {
+  simdjson::dom::parser dom;
+  simdjson::ondemand::parser ondemand;
+  std::string scratch;
+};
+
+// Validates body for route and locates what the proxy needs. body and parser must outlive the
+// result.
+Result<RequestBody> parse_request_body(ApiRoute route, std::string_view body, BodyParser& parser);
+// The same with this thread's parser: the result is valid until the thread parses another body.
 Result<RequestBody> parse_request_body(ApiRoute route, std::string_view body);
 
 // The body to send upstream: the client's bytes with the model replaced by upstream_model and

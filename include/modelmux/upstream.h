@@ -1,41 +1,16 @@
-// Talking to upstream model servers: the request sent for a target (URL, auth headers), a
-// keep-alive client pool per target, the mapping of library errors and statuses to attempt
-// outcomes, and the two ways of sending: buffered (whole answer) and streaming (bytes handed to
-// the caller as they arrive, read on a relay thread so the caller can wait with deadlines).
+// What an upstream model server is sent for a target — URL, credentials, headers — and what its
+// answer came to, free of any network library: the event loops' client and the prober's blocking
+// client both take these.
 #pragma once
 
-#include "modelmux/elastic_pool.h"
+#include "modelmux/http.h"
+#include "modelmux/outcome.h"
 #include "modelmux/protocol.h"
 #include "modelmux/registry.h"
 
-#include <atomic>
-#include <chrono>
-#include <concurrentqueue/concurrentqueue.h>
-#include <condition_variable>
-#include <httplib.h>
-#include <memory>
-#include <mutex>
 #include <string>
 
 namespace modelmux {
-
-enum class Outcome {
-  ok,
-  connect_error,
-  timeout,
-  reset,
-  http_4xx,
-  http_429,
-  http_5xx,
-  idle,
-  malformed,
-  truncated,
-};
-
-std::string_view to_string(Outcome outcome);
-Outcome outcome_from(int status);
-// timed_out: the failure came at the read deadline, so a silent peer, not a broken one.
-Outcome outcome_from(httplib::Error error, bool timed_out);
 
 struct UpstreamEndpoint {
   std::string origin;      // scheme://host:port
@@ -43,6 +18,16 @@ struct UpstreamEndpoint {
 };
 
 UpstreamEndpoint parse_base_url(std::string_view base_url);
+
+// Where a target's requests go: host, port, and whether (and how strictly) TLS is spoken.
+struct UpstreamOrigin {
+  std::string host;
+  std::string port;
+  bool tls = false;
+  bool verify = true;
+  std::string key; // one string naming all of the above, for the idle connection pools
+};
+UpstreamOrigin origin_of(const EndpointSettings& endpoint);
 
 // What the client sent that an upstream of the same protocol should see.
 struct ClientHeaders {
@@ -54,7 +39,7 @@ struct ClientHeaders {
 struct UpstreamRequest {
   std::string method = "POST";
   std::string path;
-  httplib::Headers headers;
+  HttpHeaders headers;
   std::string body;
   bool stream = false;
 };
@@ -67,28 +52,9 @@ UpstreamRequest build_upstream_request(const Target& target, ApiRoute route,
                                        bool stream, const ClientHeaders& client,
                                        size_t key_index = 0);
 
-// Keep-alive clients for one target. httplib::Client serves one request at a time, so each
-// request in flight checks one out and returns it only if its connection is clean.
-class ClientPool {
-public:
-  explicit ClientPool(const Target& target);
-
-  std::unique_ptr<httplib::Client> acquire();
-  void release(std::unique_ptr<httplib::Client> client);
-  // How long a streaming read waits for bytes before giving up.
-  std::chrono::milliseconds read_timeout() const { return m_read_timeout; }
-
-private:
-  UpstreamEndpoint m_endpoint;
-  bool m_tls_verify;
-  std::chrono::milliseconds m_timeout;
-  std::chrono::milliseconds m_read_timeout;
-  moodycamel::ConcurrentQueue<std::unique_ptr<httplib::Client>> m_free;
-};
-
 struct UpstreamReply {
   int status = 0;
-  httplib::Headers headers;
+  HttpHeaders headers;
   std::string body;
   Outcome outcome = Outcome::ok;
   std::string detail; // for the attempt list: "connection refused", "HTTP 503"
@@ -99,62 +65,7 @@ struct UpstreamReply {
 // returns 4xx bodies to its clients.
 void redact_credentials(std::string& text, const EndpointSettings& endpoint);
 
-// Sends request (its body is moved out, not copied) and reads the whole answer. An answer over
-// max_answer bytes is not read further: the attempt fails as malformed and the connection is
-// dropped, never reused.
+// The largest whole answer read when the config sets no server.max_answer_size.
 inline constexpr size_t k_default_max_answer = 64 * 1024 * 1024;
-UpstreamReply send_buffered(ClientPool& pool, UpstreamRequest request,
-                            std::chrono::milliseconds timeout,
-                            size_t max_answer = k_default_max_answer);
-
-// Wakes one waiter when any of several streams changes (a head, data, an end), so a request can
-// race two upstreams without polling.
-class StreamNotifier {
-public:
-  uint64_t version() const;
-  void notify();
-  // Waits until the version is no longer seen, or until deadline.
-  void wait(uint64_t seen, std::chrono::steady_clock::time_point deadline);
-
-private:
-  mutable std::mutex m_mutex;
-  std::condition_variable m_changed;
-  uint64_t m_version = 0;
-};
-
-// A streaming exchange read on a relay thread. The caller waits for the head, then takes the
-// body in slices; every wait has a deadline, and cancel() (or destruction) closes the upstream
-// connection so an abandoned stream costs the upstream nothing more.
-class UpstreamStream {
-public:
-  using Clock = std::chrono::steady_clock;
-
-  // notifier, when given, is told of every change too.
-  static std::unique_ptr<UpstreamStream> start(std::shared_ptr<ClientPool> pool,
-                                               UpstreamRequest request, ElasticPool& relay,
-                                               std::shared_ptr<StreamNotifier> notifier = {});
-  ~UpstreamStream();
-
-  enum class Wait { ready, failed, timed_out };
-  // Waits for the status line and headers.
-  Wait wait_head(Clock::time_point deadline);
-  int status() const;
-  const httplib::Headers& headers() const;
-
-  enum class Read { data, end, failed, timed_out };
-  // Swaps the bytes received so far into out (out's old contents are discarded): data when
-  // there were some, end after the last, failed when the connection broke.
-  Read read(std::string& out, Clock::time_point deadline);
-  // Why it failed, for the attempt list.
-  Outcome failure() const;
-  std::string failure_detail() const;
-
-  void cancel();
-
-private:
-  struct State;
-  explicit UpstreamStream(std::shared_ptr<State> state) : m_state(std::move(state)) {}
-  std::shared_ptr<State> m_state;
-};
 
 } // namespace modelmux

@@ -1,13 +1,12 @@
-// The HTTP server: routes, client auth, error shaping, socket settings.
-#include "modelmux/server.h"
+// The routes modelmux answers itself (health, models, metrics, status, admin) and the front
+// door of the proxied ones: client keys, exact-path dispatch, errors in the route's protocol.
+#include "modelmux/routes.h"
 
 #include "modelmux/json.h"
 #include "modelmux/protocol.h"
-#include "modelmux/proxy.h"
 #include "modelmux/status_page.h"
 
 #include <openssl/crypto.h>
-#include <sys/socket.h>
 
 namespace modelmux {
 
@@ -18,23 +17,13 @@ bool same_secret(std::string_view a, const std::string& b) {
   return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
-Protocol protocol_for_path(std::string_view path) {
-  return path.substr(0, 12) == "/v1/messages" ? Protocol::anthropic : Protocol::openai;
-}
-
-void set_error(httplib::Response& res, Protocol protocol, const Error& e) {
-  res.status = http_status(e.kind);
-  res.set_content(error_body(protocol, e), "application/json");
-}
-
 // The key a request presents: "Authorization: Bearer KEY" or "x-api-key: KEY".
-std::optional<std::string> presented_key(const httplib::Request& req) {
-  const std::string bearer = req.get_header_value("Authorization");
-  if (bearer.size() > 7 &&
-      (bearer.compare(0, 7, "Bearer ") == 0 || bearer.compare(0, 7, "bearer ") == 0)) {
+std::optional<std::string_view> presented_key(const HttpRequest& req) {
+  const std::string_view bearer = req.header("Authorization");
+  if (bearer.size() > 7 && (bearer.substr(0, 7) == "Bearer " || bearer.substr(0, 7) == "bearer ")) {
     return bearer.substr(7);
   }
-  const std::string api_key = req.get_header_value("x-api-key");
+  const std::string_view api_key = req.header("x-api-key");
   if (!api_key.empty()) {
     return api_key;
   }
@@ -43,7 +32,7 @@ std::optional<std::string> presented_key(const httplib::Request& req) {
 
 // Admin writes: 403 when no admin_key is configured, whatever is sent; 401 on a missing or
 // wrong one (compared in constant time).
-bool admin_or_error(const Snapshot& snapshot, const httplib::Request& req, httplib::Response& res) {
+bool admin_or_error(const Snapshot& snapshot, const HttpRequest& req, HttpResponse& res) {
   const auto& admin = snapshot.config->auth.admin_key;
   if (!admin || admin->value.empty()) {
     set_error(res, Protocol::openai,
@@ -88,8 +77,8 @@ std::string custom_models_body(const Snapshot& snapshot) {
 }
 
 // The read routes other than /health take the client key when one is configured.
-bool authorized_or_401(const Snapshot& snapshot, const httplib::Request& req,
-                       httplib::Response& res) {
+bool authorized_or_401(const Snapshot& snapshot, const HttpRequest& req,
+                       HttpResponse& res) {
   if (client_authorized(snapshot.config->auth, req)) {
     return true;
   }
@@ -126,7 +115,7 @@ std::string monitoring_body(const App& app, const Snapshot& snapshot) {
 
 } // namespace
 
-bool client_authorized(const AuthConfig& auth, const httplib::Request& req) {
+bool client_authorized(const AuthConfig& auth, const HttpRequest& req) {
   if (auth.client_keys.empty()) {
     return true;
   }
@@ -217,213 +206,107 @@ std::optional<std::string> model_entry_body(const Registry& registry, std::strin
   return std::nullopt;
 }
 
-Server::Server(App& app) : m_app(app) {
-  configure();
-}
-
-Server::~Server() {
-  stop();
-}
-
 namespace {
-constexpr size_t k_max_headers = 256;
-} // namespace
 
-void Server::configure() {
-  const auto snapshot = m_app.snapshot();
-  const auto& server = snapshot->config->server;
-  const size_t workers = static_cast<size_t>(server.worker_threads);
-  m_http.new_task_queue = [workers] { return new ElasticPool(workers); };
-  m_http.set_tcp_nodelay(true);
-  // Debian's build closes a keep-alive connection after 5 requests; SDK clients reuse one for
-  // thousands. The idle timeout stays at 5 s: an idle connection holds a worker, and the
-  // library's idle wait does not notice stop(), so it bounds how long a shutdown waits.
-  m_http.set_keep_alive_max_count(1'000'000);
-  m_http.set_keep_alive_timeout(5);
-  const auto read_timeout = server.read_timeout;
-  m_http.set_read_timeout(read_timeout);
-  m_http.set_write_timeout(std::max<Millis>(read_timeout, std::chrono::seconds(30)));
-  m_http.set_payload_max_length(static_cast<size_t>(server.max_body_size));
-  m_http.set_socket_options([this](socket_t sock) {
-    // SO_REUSEADDR only: the library default SO_REUSEPORT would let a second daemon share the
-    // port and silently take half the traffic.
-    int yes = 1;
-    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-    m_listen_fd = sock;
-  });
-
-  m_http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-    if (m_draining) {
-      set_error(res, protocol_for_path(req.path),
-                make_error(ErrorKind::unavailable,
-                           "modelmux is shutting down; retry on a new connection"));
-      res.set_header("Connection", "close");
-      return httplib::Server::HandlerResponse::Handled;
-    }
-    // The library limits each header line but not their number; a request with hundreds is
-    // not an SDK's, and is refused before anything reads them.
-    if (req.headers.size() > k_max_headers) {
-      res.status = 431;
-      set_error(res, protocol_for_path(req.path),
-                make_error(ErrorKind::invalid_request,
-                           "more than " + std::to_string(k_max_headers) + " request headers"));
-      res.status = 431;
-      res.set_header("Connection", "close");
-      return httplib::Server::HandlerResponse::Handled;
-    }
-    if (req.method == "GET") {
-      return handle_get(req, res);
-    }
-    if (req.method == "HEAD" && (req.path == "/" || req.path == "/health")) {
-      // Clients check reachability this way: 200, no body.
-      res.status = 200;
-      return httplib::Server::HandlerResponse::Handled;
-    }
-    return httplib::Server::HandlerResponse::Unhandled;
-  });
-  // One catch-all POST route: the exact path is dispatched in code, not by std::regex per route.
-  m_http.Post(
-      ".*", [this](const httplib::Request& req, httplib::Response& res) { handle_post(req, res); });
-  m_http.Delete(".*", [this](const httplib::Request& req, httplib::Response& res) {
-    handle_delete(req, res);
-  });
-  m_http.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req,
-                                                                   httplib::Response& res) {
-    if (!res.body.empty()) {
-      return httplib::Server::HandlerResponse::Unhandled;
-    }
-    const Protocol p = protocol_for_path(req.path);
-    switch (res.status) {
-    case 404:
-      set_error(res, p,
-                make_error(ErrorKind::not_found, "no route for " + req.method + " " + req.path));
-      break;
-    case 413:
-      set_error(
-          res, p,
-          make_error(ErrorKind::too_large, "the request body is larger than server.max_body_size"));
-      break;
-    case 400:
-      set_error(res, p, make_error(ErrorKind::invalid_request, "malformed HTTP request"));
-      break;
-    default:
-      return httplib::Server::HandlerResponse::Unhandled;
-    }
-    return httplib::Server::HandlerResponse::Handled;
-  }));
-  m_http.set_exception_handler(
-      [this](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
-        std::string what = "unknown";
-        try {
-          std::rethrow_exception(ep);
-        } catch (const std::exception& e) {
-          what = e.what();
-        } catch (...) {
-        }
-        m_app.log().error("internal_error", {{"path", req.path}, {"what", what}});
-        set_error(res, protocol_for_path(req.path),
-                  make_error(ErrorKind::internal, "modelmux failed to handle this request"));
-      });
-}
-
-httplib::Server::HandlerResponse Server::handle_get(const httplib::Request& req,
-                                                    httplib::Response& res) {
-  const auto snapshot = m_app.snapshot();
+bool handle_get(App& m_app, const Snapshot& snap, const HttpRequest& req, HttpResponse& res) {
+  const Snapshot* snapshot = &snap;
   if (req.path == "/health") {
     res.set_content(health_body(*snapshot), "application/json");
-    return httplib::Server::HandlerResponse::Handled;
+    return true;
   }
   if (req.path == "/v1/models") {
     if (!authorized_or_401(*snapshot, req, res)) {
-      return httplib::Server::HandlerResponse::Handled;
+      return true;
     }
-    const bool anthropic = req.has_header("anthropic-version");
+    const bool anthropic = req.headers.has("anthropic-version");
     res.set_content(models_list_body(*snapshot->registry, anthropic), "application/json");
-    return httplib::Server::HandlerResponse::Handled;
+    return true;
   }
   if (req.path.rfind("/v1/models/", 0) == 0) {
     if (!authorized_or_401(*snapshot, req, res)) {
-      return httplib::Server::HandlerResponse::Handled;
+      return true;
     }
     const std::string id = req.path.substr(11);
-    const bool anthropic = req.has_header("anthropic-version");
+    const bool anthropic = req.headers.has("anthropic-version");
     if (auto body = model_entry_body(*snapshot->registry, id, anthropic)) {
       res.set_content(*body, "application/json");
     } else {
       set_error(res, anthropic ? Protocol::anthropic : Protocol::openai,
                 make_error(ErrorKind::not_found, "no model named \"" + id + "\"", "model"));
     }
-    return httplib::Server::HandlerResponse::Handled;
+    return true;
   }
   if (req.path == "/metrics") {
     if (!authorized_or_401(*snapshot, req, res)) {
-      return httplib::Server::HandlerResponse::Handled;
+      return true;
     }
     res.set_content(m_app.metrics_text(), "text/plain; version=0.0.4; charset=utf-8");
-    return httplib::Server::HandlerResponse::Handled;
+    return true;
   }
   if (req.path == "/api/models/custom") {
     if (!authorized_or_401(*snapshot, req, res)) {
-      return httplib::Server::HandlerResponse::Handled;
+      return true;
     }
     res.set_content(custom_models_body(*snapshot), "application/json");
-    return httplib::Server::HandlerResponse::Handled;
+    return true;
   }
   if (req.path == "/api/models/custom/monitoring") {
     if (!authorized_or_401(*snapshot, req, res)) {
-      return httplib::Server::HandlerResponse::Handled;
+      return true;
     }
     res.set_content(monitoring_body(m_app, *snapshot), "application/json");
-    return httplib::Server::HandlerResponse::Handled;
+    return true;
   }
   if (req.path == "/" || req.path == "/ui" || req.path == "/ui/") {
     // The page holds no data; it reads /api/status with the key the user gives it. The policy
     // keeps it from loading or sending anything anywhere else.
-    res.set_header("Content-Security-Policy",
+    res.headers.set("Content-Security-Policy",
                    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
                    "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; "
                    "frame-ancestors 'none'");
-    res.set_header("Cache-Control", "no-cache");
-    res.set_content(k_status_page.data(), k_status_page.size(), "text/html; charset=utf-8");
-    return httplib::Server::HandlerResponse::Handled;
+    res.headers.set("Cache-Control", "no-cache");
+    res.set_content(std::string(k_status_page), "text/html; charset=utf-8");
+    return true;
   }
   if (req.path == "/api/status") {
     if (!authorized_or_401(*snapshot, req, res)) {
-      return httplib::Server::HandlerResponse::Handled;
+      return true;
     }
-    res.set_header("Cache-Control", "no-store");
+    res.headers.set("Cache-Control", "no-store");
     res.set_content(m_app.status_json(health_body(*snapshot)), "application/json");
-    return httplib::Server::HandlerResponse::Handled;
+    return true;
   }
   if (req.path == "/api/usage") {
     if (!authorized_or_401(*snapshot, req, res)) {
-      return httplib::Server::HandlerResponse::Handled;
+      return true;
     }
-    const std::string period =
-        req.has_param("period") ? req.get_param_value("period") : std::string("month");
+    std::string period = req.param("period");
+    if (period.empty()) {
+      period = "month";
+    }
     const auto body = m_app.usage_json(period);
     if (!body) {
       set_error(
           res, Protocol::openai,
           make_error(ErrorKind::invalid_request, "period must be day, month or all", "period"));
-      return httplib::Server::HandlerResponse::Handled;
+      return true;
     }
     res.set_content(*body, "application/json");
-    return httplib::Server::HandlerResponse::Handled;
+    return true;
   }
-  return httplib::Server::HandlerResponse::Unhandled;
+  return false;
 }
 
-void Server::handle_post(const httplib::Request& req, httplib::Response& res) {
-  const auto snapshot = m_app.snapshot();
+std::optional<ApiRoute> handle_post(App& m_app, const Snapshot& snap, const HttpRequest& req,
+                                    HttpResponse& res) {
   if (req.path == "/api/models/custom") {
-    if (!admin_or_error(*snapshot, req, res)) {
-      return;
+    if (!admin_or_error(snap, req, res)) {
+      return std::nullopt;
     }
     const auto id = m_app.register_model(req.body);
     if (!id) {
       set_error(res, Protocol::openai, id.error());
-      return;
+      return std::nullopt;
     }
     res.status = 201;
     std::string body;
@@ -434,26 +317,26 @@ void Server::handle_post(const httplib::Request& req, httplib::Response& res) {
         .field("registered", true)
         .end_object();
     res.set_content(body, "application/json");
-    return;
+    return std::nullopt;
   }
   const auto route = api_route_from_path(req.path);
   const Protocol protocol = protocol_for_path(req.path);
   if (!route) {
     set_error(res, protocol, make_error(ErrorKind::not_found, "no route for POST " + req.path));
-    return;
+    return std::nullopt;
   }
-  if (!client_authorized(snapshot->config->auth, req)) {
+  if (!client_authorized(snap.config->auth, req)) {
     set_error(res, protocol,
               make_error(ErrorKind::authentication,
                          "missing or wrong client key: send it as \"Authorization: Bearer KEY\" "
                          "or \"x-api-key: KEY\""));
-    return;
+    return std::nullopt;
   }
-  handle_proxied(m_app, *snapshot, *route, req, res);
+  return route;
 }
 
-void Server::handle_delete(const httplib::Request& req, httplib::Response& res) {
-  const auto snapshot = m_app.snapshot();
+void handle_delete(App& m_app, const Snapshot& snap, const HttpRequest& req, HttpResponse& res) {
+  const Snapshot* snapshot = &snap;
   const std::string prefix = "/api/models/custom/";
   if (req.path.rfind(prefix, 0) != 0 || req.path.size() == prefix.size()) {
     set_error(res, Protocol::openai,
@@ -489,43 +372,37 @@ void Server::handle_delete(const httplib::Request& req, httplib::Response& res) 
   res.set_content(body, "application/json");
 }
 
-Result<int> Server::bind(const std::string& host, int port) {
-  int bound = port;
-  if (port == 0) {
-    bound = m_http.bind_to_any_port(host);
-  } else if (!m_http.bind_to_port(host, port)) {
-    bound = -1;
-  }
-  if (bound < 0) {
-    return make_error(ErrorKind::internal, "cannot listen on " + host + ":" + std::to_string(port) +
-                                               " (address in use, or not an address of this "
-                                               "machine)");
-  }
-  // The library listens with a backlog of 5; a burst of SDK clients connecting at once would
-  // see dropped SYNs and one-second retries. listen() again raises it.
-  if (m_listen_fd >= 0) {
-    ::listen(m_listen_fd, 1024);
-  }
-  return bound;
+} // namespace
+
+Protocol protocol_for_path(std::string_view path) {
+  return path.substr(0, 12) == "/v1/messages" ? Protocol::anthropic : Protocol::openai;
 }
 
-void Server::drain() {
-  m_draining = true;
-  if (m_listen_fd >= 0) {
-    // Wakes the accept loop, which then closes the listener and waits for the requests in
-    // flight; the library's "shutting down" flag stays clear, so streams run to their end.
-    ::shutdown(m_listen_fd, SHUT_RDWR);
-  }
+void set_error(HttpResponse& res, Protocol protocol, const Error& e) {
+  res.status = http_status(e.kind);
+  res.set_content(error_body(protocol, e), "application/json");
 }
 
-void Server::serve() {
-  m_http.listen_after_bind();
-}
-
-void Server::stop() {
-  if (m_http.is_running()) {
-    m_http.stop();
+std::optional<ApiRoute> route_request(App& app, const Snapshot& snapshot, const HttpRequest& req,
+                                      HttpResponse& res) {
+  if (req.method == "POST") {
+    return handle_post(app, snapshot, req, res);
   }
+  if (req.method == "GET" && handle_get(app, snapshot, req, res)) {
+    return std::nullopt;
+  }
+  if (req.method == "HEAD" && (req.path == "/" || req.path == "/health")) {
+    // Clients check reachability this way: 200, no body.
+    res.status = 200;
+    return std::nullopt;
+  }
+  if (req.method == "DELETE") {
+    handle_delete(app, snapshot, req, res);
+    return std::nullopt;
+  }
+  set_error(res, protocol_for_path(req.path),
+            make_error(ErrorKind::not_found, "no route for " + req.method + " " + req.path));
+  return std::nullopt;
 }
 
 } // namespace modelmux

@@ -1,5 +1,6 @@
-// The attempt loop and the relay of answers to the client, stream and non-stream.
-#include "modelmux/proxy.h"
+// The attempt loop and the relay of answers to the client, stream and non-stream, as coroutines
+// on the worker's event loop.
+#include "net/proxy.h"
 
 #include "modelmux/mock.h"
 #include "modelmux/request_body.h"
@@ -8,12 +9,15 @@
 #include "modelmux/translate.h"
 #include "modelmux/translation/responses.h"
 #include "modelmux/translation/token_count.h"
+#include "net/signal.h"
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <chrono>
 #include <random>
-#include <thread>
 
-namespace modelmux {
+namespace modelmux::net {
 
 namespace {
 
@@ -116,61 +120,86 @@ void complete_usage(UsageRecord& r, const TokenUsage& tokens, const std::optiona
   r.ttft_ms = ttft_ms;
 }
 
-void set_modelmux_headers(httplib::Response& res, const std::string& target, size_t attempts) {
-  res.set_header("x-modelmux-target", target);
-  res.set_header("x-modelmux-attempts", std::to_string(attempts));
+void set_modelmux_headers(HttpResponse& res, const std::string& target, size_t attempts) {
+  res.headers.set("x-modelmux-target", target);
+  res.headers.set("x-modelmux-attempts", std::to_string(attempts));
 }
 
 // Relays the upstream's content type, or the one the protocol implies.
-std::string content_type_of(const httplib::Headers& headers, bool stream) {
-  const auto it = headers.find("Content-Type");
-  if (it != headers.end() && !it->second.empty()) {
-    return it->second;
+std::string content_type_of(const HttpHeaders& headers, bool stream) {
+  const auto type = headers.get("Content-Type");
+  if (!type.empty()) {
+    return std::string(type);
   }
   return stream ? "text/event-stream" : "application/json";
 }
 
+// A new request id: 32 hex digits.
+std::string new_request_id() {
+  static constexpr char k_hex[] = "0123456789abcdef";
+  auto& rng = thread_rng();
+  std::string id(32, '0');
+  uint64_t bits = rng();
+  for (size_t i = 0; i < id.size(); ++i) {
+    if (i == 16) {
+      bits = rng();
+    }
+    id[i] = k_hex[bits & 0xF];
+    bits >>= 4;
+  }
+  return id;
+}
+
 class ProxyRequest {
 public:
-  ProxyRequest(App& app, const Snapshot& snapshot, ApiRoute route, const httplib::Request& req,
-               httplib::Response& res)
-      : m_app(app), m_snapshot(snapshot), m_route(route), m_protocol(client_protocol(route)),
-        m_req(req), m_res(res) {
+  ProxyRequest(Worker& worker, App& app, std::shared_ptr<const Snapshot> snapshot, ApiRoute route,
+               const HttpRequest& req, ClientReply& reply)
+      : m_worker(worker), m_app(app), m_snapshot_owner(std::move(snapshot)),
+        m_snapshot(*m_snapshot_owner), m_route(route), m_protocol(client_protocol(route)),
+        m_req(req), m_reply(reply), m_parser(worker.take_parser()) {
     m_record.started = Clock::now();
     m_record.route = route;
-    m_record.request_id = req.get_header_value("x-request-id");
+    m_record.request_id = std::string(req.header("x-request-id"));
     if (m_record.request_id.empty() || m_record.request_id.size() > 128) {
       m_record.request_id = new_request_id();
     }
-    m_deadline = m_record.started + snapshot.config->server.request_timeout;
+    m_deadline = m_record.started + m_snapshot.config->server.request_timeout;
     m_app.metrics().request_started(route);
   }
 
   ~ProxyRequest() {
-    if (!m_inflight_handed_off) {
-      m_app.metrics().request_finished(m_route);
-    }
+    m_app.metrics().request_finished(m_route);
+    m_worker.give_back(std::move(m_parser));
   }
 
   ProxyRequest(const ProxyRequest&) = delete;
   ProxyRequest& operator=(const ProxyRequest&) = delete;
 
-  void run() {
-    m_res.set_header("x-request-id", m_record.request_id);
-    auto parsed = parse_request_body(m_route, m_req.body);
+  // Answers the request: a whole response once decided, or a stream already relayed.
+  Task<void> run() {
+    co_await decide();
+    if (!m_streamed) {
+      co_await m_reply.send(m_res);
+    }
+  }
+
+private:
+  Task<void> decide() {
+    m_res.headers.set("x-request-id", m_record.request_id);
+    auto parsed = parse_request_body(m_route, m_req.body, *m_parser);
     if (!parsed) {
-      return fail(parsed.error());
+      co_return fail(parsed.error());
     }
     m_body = &parsed.value();
     m_record.model = m_body->model;
     m_record.stream = m_body->stream;
-    const auto policy = parse_policy(m_req.get_header_value("x-modelmux-policy"));
+    const auto policy = parse_policy(std::string(m_req.header("x-modelmux-policy")));
     if (!policy) {
-      return fail(policy.error());
+      co_return fail(policy.error());
     }
     if (m_route == ApiRoute::responses) {
       if (auto st = start_response(); !st) {
-        return fail(st.error());
+        co_return fail(st.error());
       }
     }
     RouteOptions options;
@@ -183,8 +212,9 @@ public:
     };
     auto route = resolve_route(*m_snapshot.registry, m_body->model, options);
     if (!route) {
-      return fail(route.error());
+      co_return fail(route.error());
     }
+
     // Each step by its target's one name, the name its health, metrics and records carry.
     for (auto& step : route->chain) {
       step.label = m_snapshot.health[step.target->index]->admit(step.upstream_model).target;
@@ -209,19 +239,19 @@ public:
       }
     }
     if (steps.empty() && priced_skipped) {
-      return fail(make_error(ErrorKind::rate_limited, "budget exhausted: " + budget.why +
+      co_return fail(make_error(ErrorKind::rate_limited, "budget exhausted: " + budget.why +
                                                           "; model \"" + m_body->model +
                                                           "\" has no free target"));
     }
     if (steps.empty()) {
-      return fail(make_error(ErrorKind::invalid_request,
+      co_return fail(make_error(ErrorKind::invalid_request,
                              "model \"" + m_body->model + "\" resolves to " + incompatible +
                                  ", and " + std::string(path_of(m_route)) +
                                  " has no Anthropic counterpart",
                              "model"));
     }
     if (m_route == ApiRoute::count_tokens) {
-      return count_tokens(steps);
+      co_return co_await count_tokens(steps);
     }
     const auto hedge_after = m_snapshot.config->routing.hedge_after;
     for (size_t i = 0; i < steps.size() && Clock::now() < m_deadline; ++i) {
@@ -229,31 +259,25 @@ public:
                          steps[i]->target->endpoint.type != TargetType::mock &&
                          steps[i + 1]->target->endpoint.type != TargetType::mock;
       bool second_used = false;
-      if (hedge ? attempt_hedged(*steps[i], *steps[i + 1], hedge_after, second_used)
-                : attempt(*steps[i])) {
-        return;
+      if (hedge ? co_await attempt_hedged(*steps[i], *steps[i + 1], hedge_after, second_used)
+                : co_await attempt(*steps[i])) {
+        co_return;
       }
       i += second_used ? 1 : 0;
     }
     // A request that no target could even be sent (every one needed a translation the request
     // cannot have) is the client's error, and says why.
     if (m_attempts.empty() && m_refusal) {
-      return fail(*m_refusal);
+      co_return fail(*m_refusal);
     }
     fail(all_failed(m_body->model, m_attempts));
   }
 
-private:
-  // One committed stream: what the content provider needs, one read buffer and one write
-  // buffer reused for every slice.
+  // A stream's relay: the translator (or pass-through reader) and what it produced that the
+  // client has not received yet; reused for every slice.
   struct RelayState {
-    std::shared_ptr<UpstreamStream> stream;
     std::unique_ptr<StreamRelay> relay;
-    std::string in;
     std::string out; // relayed bytes not yet written to the client
-    bool done = false;
-    Clock::time_point deadline;
-    std::chrono::milliseconds idle{0};
     std::shared_ptr<TargetHealth> health;
     GatewayMetrics* metrics = nullptr;
     std::string target; // its one name, as on every surface
@@ -278,66 +302,8 @@ private:
         metrics->attempt(target, Outcome::ok); // the target did not fail; it was cut off
       }
     }
-
-    // Writes what is pending, then relays the next slice. A stream that breaks, sends a
-    // malformed event or ends short ends with an error event, never a clean end.
-    bool pump(httplib::DataSink& sink) {
-      if (!out.empty()) {
-        if (!sink.write(out.data(), out.size())) {
-          return false;
-        }
-        out.clear();
-      }
-      if (done || relay->state() != StreamRelay::State::open) {
-        switch (relay->state()) {
-        case StreamRelay::State::complete:
-          settle(Outcome::ok);
-          break;
-        case StreamRelay::State::malformed:
-          settle(Outcome::malformed);
-          broke_off(sink, "the upstream sent a malformed event: " + relay->problem());
-          break;
-        case StreamRelay::State::upstream_error:
-          settle(Outcome::http_5xx);
-          break;
-        case StreamRelay::State::open:
-          settle(Outcome::truncated);
-          break;
-        }
-        sink.done();
-        return true;
-      }
-      const auto read = stream->read(in, std::min(deadline, Clock::now() + idle));
-      switch (read) {
-      case UpstreamStream::Read::data:
-        relay->feed(in, out);
-        return true;
-      case UpstreamStream::Read::end:
-        relay->finish(out);
-        if (relay->state() == StreamRelay::State::open) {
-          relay->write_failure(
-              make_error(ErrorKind::upstream,
-                         "the upstream stream ended before the answer was complete"),
-              out);
-        }
-        done = true;
-        return true;
-      case UpstreamStream::Read::failed:
-      case UpstreamStream::Read::timed_out:
-        settle(read == UpstreamStream::Read::timed_out ? Outcome::idle : stream->failure());
-        stream->cancel();
-        broke_off(sink, "the upstream stream broke off before the answer was complete");
-        sink.done();
-        return true;
-      }
-      return false;
-    }
-
-    void broke_off(httplib::DataSink& sink, const std::string& why) {
-      std::string event;
-      relay->write_failure(make_error(ErrorKind::upstream, why), event);
-      sink.write(event.data(), event.size());
-      done = true;
+    void broke_off(const std::string& why) {
+      relay->write_failure(make_error(ErrorKind::upstream, why), out);
     }
   };
 
@@ -349,8 +315,10 @@ private:
     size_t key = 0;
     Clock::time_point started;
     Clock::time_point first_byte_deadline;
-    std::shared_ptr<UpstreamStream> stream;
-    std::shared_ptr<RelayState> relay; // streams: the relay, and its output so far
+    UpstreamRequest request;
+    std::unique_ptr<UpstreamExchange> exchange;
+    std::unique_ptr<RelayState> relay; // streams: the relay, and its output so far
+    bool running = false;              // raced on a task of its own (hedging)
     bool head_seen = false;
     int status = 0;
     Phase phase = Phase::waiting;
@@ -362,7 +330,7 @@ private:
     m_res.status = http_status(e.kind);
     m_res.set_content(error_body(m_protocol, e), "application/json");
     if (!m_attempts.empty()) {
-      m_res.set_header("x-modelmux-attempts", std::to_string(m_attempts.size()));
+      m_res.headers.set("x-modelmux-attempts", std::to_string(m_attempts.size()));
     }
     finish(m_res.status);
   }
@@ -375,7 +343,7 @@ private:
       for (const auto& t : m_responses.tools.dropped) {
         names += (names.empty() ? "" : ", ") + t;
       }
-      m_res.set_header("x-modelmux-dropped-tools", names);
+      m_res.headers.set("x-modelmux-dropped-tools", names);
     }
     m_record.target = step.label;
     m_served_price = step.cost;
@@ -403,19 +371,19 @@ private:
 
   // POST /v1/messages/count_tokens: an Anthropic target counts exactly (and a failure moves on
   // to the next); any other target's count is modelmux's estimate, and says so.
-  void count_tokens(const std::vector<const RouteStep*>& steps) {
+  Task<void> count_tokens(const std::vector<const RouteStep*>& steps) {
     for (const auto* step : steps) {
       if (step->target->protocol() == Protocol::anthropic) {
-        if (attempt(*step)) {
-          return;
+        if (co_await attempt(*step)) {
+          co_return;
         }
         continue;
       }
-      const auto exact = count_with_tokenizer(*step);
+      const auto exact = co_await count_with_tokenizer(*step);
       m_res.status = 200;
       served_by(*step);
       if (!exact) {
-        m_res.set_header("x-modelmux-estimated", "true");
+        m_res.headers.set("x-modelmux-estimated", "true");
       }
       std::string body;
       JsonWriter(body)
@@ -424,7 +392,7 @@ private:
           .end_object();
       m_res.set_content(std::move(body), "application/json");
       finish(200);
-      return;
+      co_return;
     }
     fail(all_failed(m_body->model, m_attempts));
   }
@@ -433,39 +401,49 @@ private:
   // chat request the messages request would become; nullopt when it has none or it failed.
   // The calls are on the attempt list but never count against the target's health: a server
   // started without its tokenizer routes answers 404 and still serves.
-  std::optional<int64_t> count_with_tokenizer(const RouteStep& step) {
+  Task<std::optional<int64_t>> count_with_tokenizer(const RouteStep& step) {
     const Tokenizer tokenizer = tokenizer_of(*step.target);
     if (tokenizer == Tokenizer::none) {
-      return std::nullopt;
+      co_return std::nullopt;
     }
     auto chat = anthropic_request_to_openai(m_body->root, step.upstream_model, {});
     if (!chat) {
-      return std::nullopt;
+      co_return std::nullopt;
     }
     const size_t key = health_of(step).key_for(Clock::now()).value_or(0);
-    auto send = [&](std::string path, std::string body) -> std::optional<std::string> {
-      auto request = build_upstream_request(*step.target, ApiRoute::chat_completions,
-                                            step.upstream_model, std::move(body), false,
-                                            ClientHeaders{m_record.request_id, {}, {}}, key);
-      request.path = std::move(path); // at the server's root, not under /v1
-      m_attempt_started = Clock::now();
-      auto reply = send_buffered(*m_snapshot.pools[step.target->index], std::move(request),
-                                 step.target->timeout, 1024 * 1024);
-      record(step, reply.outcome, "tokenizer " + reply.detail, false);
-      if (reply.outcome != Outcome::ok) {
-        return std::nullopt;
-      }
-      return std::move(reply.body);
-    };
     if (tokenizer == Tokenizer::vllm) {
       const auto body = vllm_tokenize_body(chat.value());
-      const auto answer = body ? send("/tokenize", *body) : std::nullopt;
-      return answer ? vllm_token_count(*answer) : std::nullopt;
+      const auto answer =
+          body ? co_await tokenizer_call(step, key, "/tokenize", *body) : std::nullopt;
+      co_return answer ? vllm_token_count(*answer) : std::nullopt;
     }
-    const auto prompt = send("/apply-template", std::move(chat.value()));
+    const auto prompt = co_await tokenizer_call(step, key, "/apply-template", std::move(chat.value()));
     const auto body = prompt ? llamacpp_tokenize_body(*prompt) : std::nullopt;
-    const auto answer = body ? send("/tokenize", *body) : std::nullopt;
-    return answer ? llamacpp_token_count(*answer) : std::nullopt;
+    const auto answer = body ? co_await tokenizer_call(step, key, "/tokenize", *body) : std::nullopt;
+    co_return answer ? llamacpp_token_count(*answer) : std::nullopt;
+  }
+
+  // One call to a tokenizer route at the root of step's server (not under /v1).
+  Task<std::optional<std::string>> tokenizer_call(const RouteStep& step, size_t key,
+                                                  std::string path, std::string body) {
+    auto request = build_upstream_request(*step.target, ApiRoute::chat_completions,
+                                          step.upstream_model, std::move(body), false,
+                                          ClientHeaders{m_record.request_id, {}, {}}, key);
+    request.path = std::move(path);
+    m_attempt_started = Clock::now();
+    const auto deadline = attempt_deadline(step);
+    auto reply = co_await send_buffered(m_worker.pools, m_snapshot.origins[step.target->index],
+                                        request, deadline, deadline, 1024 * 1024);
+    record(step, reply.outcome, "tokenizer " + reply.detail, false);
+    if (reply.outcome != Outcome::ok) {
+      co_return std::nullopt;
+    }
+    co_return std::move(reply.body);
+  }
+
+  // The time to first byte a target is given, within the request's own deadline.
+  Clock::time_point attempt_deadline(const RouteStep& step) const {
+    return std::min(m_deadline, Clock::now() + step.target->timeout);
   }
 
   // What modelmux itself added until the answer (or a stream's first byte) was ready: the time
@@ -586,10 +564,10 @@ private:
     // Only an Anthropic client talking to an Anthropic target has version headers to pass on;
     // every other pair skips the two case-insensitive header lookups.
     const bool anthropic_pair = !p.translate && p.upstream == Protocol::anthropic;
-    p.client =
-        ClientHeaders{m_record.request_id,
-                      anthropic_pair ? m_req.get_header_value("anthropic-version") : std::string(),
-                      anthropic_pair ? m_req.get_header_value("anthropic-beta") : std::string()};
+    p.client = ClientHeaders{
+        m_record.request_id,
+        anthropic_pair ? std::string(m_req.header("anthropic-version")) : std::string(),
+        anthropic_pair ? std::string(m_req.header("anthropic-beta")) : std::string()};
     return p;
   }
 
@@ -699,14 +677,14 @@ private:
                         std::chrono::steady_clock::now());
   }
 
-  bool attempt(const RouteStep& step) {
+  Task<bool> attempt(const RouteStep& step) {
     m_attempt_started = Clock::now();
     if (step.target->endpoint.type == TargetType::mock) {
-      return attempt_mock(step);
+      co_return co_await attempt_mock(step);
     }
     auto prepared = prepare(step);
     if (!prepared) {
-      return false;
+      co_return false;
     }
     // A 429 moves to the target's next key before it counts against the target.
     TargetHealth& health = health_of(step);
@@ -722,129 +700,143 @@ private:
                                             m_body->stream, prepared->client, *key);
       m_attempt_started = Clock::now();
       const Try result =
-          m_body->stream ? try_stream(step, std::move(request), prepared->upstream, health, *key)
-                         : try_buffered(step, std::move(request), prepared->upstream, health, *key);
+          m_body->stream
+              ? co_await try_stream(step, std::move(request), prepared->upstream, *key)
+              : co_await try_buffered(step, std::move(request), prepared->upstream, health, *key);
       if (result != Try::rate_limited) {
-        return result == Try::served;
+        co_return result == Try::served;
       }
     }
     record(step, Outcome::http_429,
            keys > 1 ? "HTTP 429 on every key, cooling down" : "HTTP 429, cooling down");
-    return false;
+    co_return false;
   }
 
   // With routing.hedge_after: `first` alone until then; if it has no first byte by then,
   // `second` races it, and the first to answer wins while the other is cancelled (and billed
   // nothing more). Each target gets one key here; a 429 counts as that contender failing.
-  // Sets second_used when second was tried, so the chain moves past it.
-  bool attempt_hedged(const RouteStep& first, const RouteStep& second,
-                      std::chrono::milliseconds hedge_after, bool& second_used) {
+  // Sets second_used when second was tried, so the chain moves past it. The two attempts are
+  // two tasks on this worker; both have ended when this returns.
+  Task<bool> attempt_hedged(const RouteStep& first, const RouteStep& second,
+                            std::chrono::milliseconds hedge_after, bool& second_used) {
     second_used = false;
-    auto notifier = std::make_shared<StreamNotifier>();
-    auto open = [&](const RouteStep& step) -> std::optional<Contender> {
+    auto open = [&](const RouteStep& step) -> std::unique_ptr<Contender> {
       auto prepared = prepare(step);
       const auto key = health_of(step).key_for(Clock::now());
       if (!prepared || !key) {
-        return std::nullopt;
+        return nullptr;
       }
       auto request =
           build_upstream_request(*step.target, prepared->route, step.upstream_model,
                                  std::move(prepared->body), m_body->stream, prepared->client, *key);
-      return open_contender(step, std::move(request), prepared->upstream, *key, notifier);
+      return open_contender(step, std::move(request), prepared->upstream, *key);
     };
     auto a = open(first);
     if (!a) {
-      return attempt(first);
+      co_return co_await attempt(first);
     }
-    advance(*a, std::min(a->first_byte_deadline, Clock::now() + hedge_after));
-    if (a->phase != Contender::Phase::waiting) {
-      return conclude_alone(*a);
+    Signal signal(co_await asio::this_coro::executor);
+    auto race = [this, &signal](Contender& c) {
+      c.running = true;
+      asio::co_spawn(
+          m_worker.io,
+          [this, &c, &signal]() -> Task<void> {
+            co_await advance(c);
+            c.running = false;
+            signal.notify();
+          },
+          asio::detached);
+    };
+    // Waits until pred holds, or (when given) until the deadline passes.
+    auto wait_for = [&signal](auto pred, Clock::time_point until) -> Task<void> {
+      while (!pred() && Clock::now() < until) {
+        co_await signal.wait(signal.version(), until);
+      }
+    };
+    race(*a);
+    const auto hedge_at = Clock::now() + hedge_after;
+    co_await wait_for([&] { return !a->running; }, hedge_at);
+    if (!a->running) {
+      co_return co_await conclude_alone(*a);
     }
     auto b = open(second);
     if (!b) {
-      advance(*a, a->first_byte_deadline);
-      return conclude_alone(*a);
+      co_await wait_for([&] { return !a->running; }, Clock::time_point::max());
+      co_return co_await conclude_alone(*a);
     }
     second_used = true;
     m_app.log().info(
         "hedged",
         {{"request_id", m_record.request_id}, {"slow", first.label}, {"racing", second.label}});
+    race(*b);
     for (;;) {
-      const uint64_t seen = notifier->version();
-      advance(*a, Clock::now());
-      advance(*b, Clock::now());
       Contender* winner = nullptr;
-      for (Contender* c : {&*a, &*b}) {
+      for (Contender* c : {a.get(), b.get()}) {
         if (winner == nullptr &&
             (c->phase == Contender::Phase::answered || c->phase == Contender::Phase::http_error)) {
           winner = c;
         }
       }
       if (winner != nullptr) {
-        Contender& loser = winner == &*a ? *b : *a;
+        Contender& loser = winner == a.get() ? *b : *a;
         if (loser.phase == Contender::Phase::failed ||
             loser.phase == Contender::Phase::rate_limited) {
-          conclude_alone(loser); // it failed on its own; on the attempt list
+          co_await conclude_alone(loser); // it failed on its own; on the attempt list
         } else {
           // Cancelled: the upstream stops generating, and nothing of it is billed.
-          loser.stream->cancel();
+          loser.exchange->cancel();
+          co_await wait_for([&] { return !loser.running; }, Clock::time_point::max());
           m_attempts.push_back(Attempt{loser.step->label, Outcome::timeout,
                                        "raced and lost to " + winner->step->label});
         }
-        return conclude(*winner) == Try::served;
+        co_return co_await conclude(*winner) == Try::served;
       }
-      if (a->phase != Contender::Phase::waiting && b->phase != Contender::Phase::waiting) {
-        conclude_alone(*a);
-        conclude_alone(*b);
-        return false;
+      if (!a->running && !b->running) {
+        co_await conclude_alone(*a);
+        co_await conclude_alone(*b);
+        co_return false;
       }
-      notifier->wait(seen,
-                     std::min(a->phase == Contender::Phase::waiting ? a->first_byte_deadline
-                                                                    : Clock::time_point::max(),
-                              b->phase == Contender::Phase::waiting ? b->first_byte_deadline
-                                                                    : Clock::time_point::max()));
+      co_await signal.wait(signal.version(), Clock::time_point::max());
     }
   }
 
   // Concludes a contender that raced no one, or lost: a 429 is recorded as such.
-  bool conclude_alone(Contender& c) {
-    const Try t = conclude(c);
+  Task<bool> conclude_alone(Contender& c) {
+    const Try t = co_await conclude(c);
     if (t == Try::rate_limited) {
       m_attempt_started = c.started;
       record(*c.step, Outcome::http_429, "HTTP 429, cooling down");
     }
-    return t == Try::served;
+    co_return t == Try::served;
   }
 
   // What one request on one key came to.
   enum class Try { served, failed, rate_limited };
 
   // A 429 cools the key for as long as the upstream asks.
-  void cool_down(TargetHealth& health, size_t key, const httplib::Headers& headers) {
-    auto value = [&](const char* name) {
-      const auto it = headers.find(name);
-      return it == headers.end() ? std::string() : it->second;
-    };
-    const auto wait =
-        retry_after(value("retry-after"), value("retry-after-ms"), std::chrono::system_clock::now())
-            .value_or(k_default_cool_down);
+  void cool_down(TargetHealth& health, size_t key, const HttpHeaders& headers) {
+    const auto wait = retry_after(std::string(headers.get("retry-after")),
+                                  std::string(headers.get("retry-after-ms")),
+                                  std::chrono::system_clock::now())
+                          .value_or(k_default_cool_down);
     health.cool_key(key, Clock::now() + wait);
   }
 
-  Try try_buffered(const RouteStep& step, UpstreamRequest request, Protocol upstream,
-                   TargetHealth& health, size_t key) {
-    const auto timeout =
-        std::min(step.target->timeout,
-                 std::chrono::duration_cast<std::chrono::milliseconds>(m_deadline - Clock::now()));
-    auto reply = send_buffered(*m_snapshot.pools[step.target->index], std::move(request), timeout,
-                               static_cast<size_t>(m_snapshot.config->server.max_answer_size));
+  Task<Try> try_buffered(const RouteStep& step, UpstreamRequest request, Protocol upstream,
+                         TargetHealth& health, size_t key) {
+    // The head must come within the time to first byte; the body that follows it, within the
+    // longest silence a stream may keep (and the request's own deadline).
+    const auto head_deadline = attempt_deadline(step);
+    auto reply = co_await send_buffered(
+        m_worker.pools, m_snapshot.origins[step.target->index], request, head_deadline,
+        std::min(m_deadline, std::max(head_deadline, Clock::now() + step.target->idle_timeout)),
+        static_cast<size_t>(m_snapshot.config->server.max_answer_size));
     if (reply.outcome == Outcome::http_429) {
       cool_down(health, key, reply.headers);
-      return Try::rate_limited;
+      co_return Try::rate_limited;
     }
-    return serve_buffered(step, std::move(reply), upstream);
+    co_return serve_buffered(step, std::move(reply), upstream);
   }
-
   // A whole answer from upstream in the client's protocol; usage receives its tokens, and a
   // Responses answer's output items are kept for the conversation store.
   Result<std::string> translate_answer(Protocol upstream, std::string_view body,
@@ -910,10 +902,11 @@ private:
     return Try::served;
   }
 
-  bool attempt_mock(const RouteStep& step) {
+  Task<bool> attempt_mock(const RouteStep& step) {
     const auto& mock = step.target->endpoint.mock;
     if (mock.latency.count() > 0) {
-      std::this_thread::sleep_for(mock.latency);
+      asio::steady_timer timer(m_worker.io, mock.latency);
+      co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
     }
     const bool fail = mock.fail_rate > 0.0 && std::uniform_real_distribution<double>(0.0, 1.0)(
                                                   thread_rng()) < mock.fail_rate;
@@ -925,7 +918,7 @@ private:
                                                Protocol::openai, m_responses.tools);
       if (!checked) {
         m_refusal = checked.error();
-        return false;
+        co_return false;
       }
     }
     const std::string id = new_request_id().substr(0, 24);
@@ -941,7 +934,7 @@ private:
     const Outcome outcome = outcome_from(reply.status);
     record(step, outcome, "HTTP " + std::to_string(reply.status));
     if (outcome != Outcome::ok) {
-      return false;
+      co_return false;
     }
     m_res.status = 200;
     const bool responses = m_protocol == Protocol::responses;
@@ -958,74 +951,62 @@ private:
       if (responses) {
         keep_response(m_app, m_responses, m_responses.id, m_input_items, m_output_items);
       }
-      return true;
+      co_return true;
     }
-    m_res.set_header("Cache-Control", "no-cache");
-    auto events = std::make_shared<std::vector<std::string>>(std::move(reply.events));
-    auto next = std::make_shared<size_t>(0);
+    m_res.headers.set("Cache-Control", "no-cache");
+    m_res.content_type = reply.content_type;
     m_record.status = 200;
     m_record.attempts = m_attempts.size();
-    auto log_record = m_record;
-    App& app = m_app;
     // The mock's events carry its usage, read the way an upstream's would be. A Responses
     // client gets them translated from chat completions, as one write.
     auto reader = responses ? make_responses_relay(Protocol::openai, StreamOptions{}, m_responses)
                             : make_stream_relay(m_protocol, m_protocol, StreamOptions{});
     std::string translated;
-    for (const auto& e : *events) {
+    for (const auto& e : reply.events) {
       reader->feed(e, translated);
     }
     reader->finish(translated);
     if (responses) {
       keep_response(m_app, m_responses, m_responses.id, m_input_items, reader->output_items());
-      *events = {std::move(translated)};
+      reply.events = {std::move(translated)};
     }
     auto usage = usage_draft();
     complete_usage(usage, reader->usage(), m_served_price, m_snapshot.reference_price,
                    elapsed_ms(m_record.started), elapsed_ms(m_record.started));
     observe_overhead();
-    m_inflight_handed_off = true;
-    m_res.set_chunked_content_provider(
-        reply.content_type,
-        [events, next](size_t, httplib::DataSink& sink) {
-          if (*next < events->size()) {
-            const auto& e = (*events)[(*next)++];
-            return sink.write(e.data(), e.size());
-          }
-          sink.done();
-          return true;
-        },
-        [&app, log_record, usage](bool) mutable {
-          app.metrics().request_finished(log_record.route);
-          log_request(app.log(), log_record);
-          usage.latency_ms = elapsed_ms(log_record.started);
-          app.record_usage(std::move(usage));
-        });
-    return true;
+    m_streamed = true;
+    bool client_ok = co_await m_reply.begin_stream(m_res);
+    for (size_t i = 0; client_ok && i < reply.events.size(); ++i) {
+      client_ok = co_await m_reply.write(reply.events[i]);
+    }
+    if (client_ok) {
+      co_await m_reply.end_stream();
+    }
+    log_request(m_app.log(), m_record);
+    usage.latency_ms = elapsed_ms(m_record.started);
+    m_app.record_usage(std::move(usage));
+    co_return true;
   }
 
-  Contender open_contender(const RouteStep& step, UpstreamRequest request, Protocol upstream,
-                           size_t key, std::shared_ptr<StreamNotifier> notifier = {}) {
-    Contender c;
-    c.step = &step;
-    c.upstream = upstream;
-    c.key = key;
-    c.started = Clock::now();
-    c.first_byte_deadline = std::min(m_deadline, c.started + step.target->timeout);
-    c.stream = UpstreamStream::start(m_snapshot.pools[step.target->index], std::move(request),
-                                     m_app.relay(), std::move(notifier));
+  std::unique_ptr<Contender> open_contender(const RouteStep& step, UpstreamRequest request,
+                                            Protocol upstream, size_t key) {
+    auto c = std::make_unique<Contender>();
+    c->step = &step;
+    c->upstream = upstream;
+    c->key = key;
+    c->started = Clock::now();
+    c->first_byte_deadline = std::min(m_deadline, c->started + step.target->timeout);
+    c->request = std::move(request);
+    c->exchange = std::make_unique<UpstreamExchange>(m_worker.pools);
     if (m_body->stream) {
       StreamOptions options;
       options.client_wants_usage = m_body->include_usage;
       options.created = unix_seconds();
       options.estimated_input_tokens = m_body->estimated_prompt_tokens;
-      c.relay = std::make_shared<RelayState>();
-      c.relay->stream = c.stream;
-      c.relay->relay = m_protocol == Protocol::responses
-                           ? make_responses_relay(upstream, options, m_responses)
-                           : make_stream_relay(upstream, m_protocol, options);
-      c.relay->deadline = m_deadline;
-      c.relay->idle = step.target->idle_timeout;
+      c->relay = std::make_unique<RelayState>();
+      c->relay->relay = m_protocol == Protocol::responses
+                            ? make_responses_relay(upstream, options, m_responses)
+                            : make_stream_relay(upstream, m_protocol, options);
     }
     return c;
   }
@@ -1035,225 +1016,262 @@ private:
     c.outcome = outcome;
     c.detail = std::move(detail);
     if (phase == Contender::Phase::failed || phase == Contender::Phase::rate_limited) {
-      c.stream->cancel();
+      c.exchange->cancel();
     }
   }
 
-  // Moves c on until it is decided or until passes: a head, and for a stream, relayed output
-  // the client can receive. Fall back until the first byte reaches the client, so every
-  // failure up to then is only a failed attempt.
-  void advance(Contender& c, Clock::time_point until) {
-    if (c.phase != Contender::Phase::waiting) {
-      return;
-    }
-    const auto deadline = std::min(until, c.first_byte_deadline);
-    const bool final_wait = deadline >= c.first_byte_deadline;
+  // Moves c on until it is decided, by its first-byte deadline at the latest: a head, and for a
+  // stream, relayed output the client can receive. Fall back until the first byte reaches the
+  // client, so every failure up to then is only a failed attempt.
+  Task<void> advance(Contender& c) {
+    const auto deadline = c.first_byte_deadline;
     if (!c.head_seen) {
-      const auto head = c.stream->wait_head(deadline);
-      if (head == UpstreamStream::Wait::timed_out) {
-        if (final_wait) {
-          decide(c, Contender::Phase::failed, Outcome::timeout, "no answer in time");
-        }
-        return;
-      }
-      if (head == UpstreamStream::Wait::failed) {
-        return decide(c, Contender::Phase::failed, c.stream->failure(), c.stream->failure_detail());
+      if (!co_await c.exchange->start(m_snapshot.origins[c.step->target->index], c.request,
+                                      deadline)) {
+        co_return decide(c, Contender::Phase::failed, c.exchange->failure(),
+                         c.exchange->failure_detail());
       }
       c.head_seen = true;
-      c.status = c.stream->status();
+      c.status = c.exchange->status();
       const Outcome outcome = outcome_from(c.status);
       if (outcome == Outcome::http_429) {
-        cool_down(health_of(*c.step), c.key, c.stream->headers());
-        return decide(c, Contender::Phase::rate_limited, outcome, "HTTP 429");
+        cool_down(health_of(*c.step), c.key, c.exchange->headers());
+        co_return decide(c, Contender::Phase::rate_limited, outcome, "HTTP 429");
       }
       if (outcome == Outcome::http_4xx) {
         c.phase = Contender::Phase::http_error; // the client's error: its body goes back
         c.outcome = outcome;
-        return;
+        co_return;
       }
       if (outcome != Outcome::ok) {
-        return decide(c, Contender::Phase::failed, outcome, "HTTP " + std::to_string(c.status));
+        co_return decide(c, Contender::Phase::failed, outcome, "HTTP " + std::to_string(c.status));
       }
       if (!c.relay) {
         c.phase = Contender::Phase::answered; // a whole answer follows its head
-        return;
+        co_return;
       }
     }
     RelayState& r = *c.relay;
+    std::string_view slice;
     while (r.out.empty()) {
-      const auto read = c.stream->read(r.in, deadline);
-      if (read == UpstreamStream::Read::data) {
-        r.relay->feed(r.in, r.out);
-      } else if (read == UpstreamStream::Read::end) {
+      const auto read = co_await c.exchange->read(slice, deadline);
+      if (read == UpstreamExchange::Read::data) {
+        r.relay->feed(slice, r.out);
+      } else if (read == UpstreamExchange::Read::end) {
         r.relay->finish(r.out);
         if (r.relay->state() == StreamRelay::State::open || r.out.empty()) {
-          return decide(c, Contender::Phase::failed, Outcome::truncated,
-                        "the stream ended before its answer was complete");
+          co_return decide(c, Contender::Phase::failed, Outcome::truncated,
+                           "the stream ended before its answer was complete");
         }
-      } else if (read == UpstreamStream::Read::timed_out) {
-        if (final_wait) {
-          decide(c, Contender::Phase::failed, Outcome::timeout, "no first byte in time");
-        }
-        return;
+      } else if (read == UpstreamExchange::Read::timed_out) {
+        co_return decide(c, Contender::Phase::failed, Outcome::timeout, "no first byte in time");
       } else {
-        return decide(c, Contender::Phase::failed, c.stream->failure(), c.stream->failure_detail());
+        co_return decide(c, Contender::Phase::failed, c.exchange->failure(),
+                         c.exchange->failure_detail());
       }
       const auto state = r.relay->state();
       if (state == StreamRelay::State::malformed || state == StreamRelay::State::upstream_error) {
-        return decide(c, Contender::Phase::failed,
-                      state == StreamRelay::State::malformed ? Outcome::malformed
-                                                             : Outcome::http_5xx,
-                      r.relay->problem());
+        co_return decide(c, Contender::Phase::failed,
+                         state == StreamRelay::State::malformed ? Outcome::malformed
+                                                                : Outcome::http_5xx,
+                         r.relay->problem());
       }
     }
     c.phase = Contender::Phase::answered;
   }
 
   // Ends a decided contender: its answer goes to the client, or its failure to the attempts.
-  Try conclude(Contender& c) {
+  Task<Try> conclude(Contender& c) {
     const RouteStep& step = *c.step;
     switch (c.phase) {
     case Contender::Phase::rate_limited:
-      return Try::rate_limited;
+      co_return Try::rate_limited;
     case Contender::Phase::failed:
     case Contender::Phase::waiting:
       m_attempt_started = c.started;
       record(step, c.outcome, c.detail);
-      return Try::failed;
+      co_return Try::failed;
     case Contender::Phase::http_error:
       m_attempt_started = c.started;
-      return refused_stream(step, *c.stream, c.status, c.outcome, c.upstream, c.first_byte_deadline)
-                 ? Try::served
-                 : Try::failed;
+      co_return co_await refused_stream(c) ? Try::served : Try::failed;
     case Contender::Phase::answered:
       break;
     }
     if (!c.relay) {
-      return conclude_buffered(c);
+      co_return co_await conclude_buffered(c);
     }
     // The attempt's outcome is known when the stream ends, not now: it is on the attempt list
     // for the headers, and settles in the metrics, health and usage log at the end.
     m_upstream_wait += Clock::now() - c.started;
     m_attempts.push_back(Attempt{step.label, Outcome::ok, "HTTP " + std::to_string(c.status)});
-    auto relay = c.relay;
-    relay->relay->forward_comments();
-    relay->health = m_snapshot.health[step.target->index]->admit(step.upstream_model).health;
-    relay->metrics = &m_app.metrics();
-    relay->target = step.label;
-    relay->first_byte_latency =
+    RelayState& r = *c.relay;
+    r.relay->forward_comments();
+    r.health = m_snapshot.health[step.target->index]->admit(step.upstream_model).health;
+    r.metrics = &m_app.metrics();
+    r.target = step.label;
+    r.first_byte_latency =
         std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - c.started);
     m_res.status = c.status;
-    m_res.set_header("Cache-Control", "no-cache");
+    m_res.content_type = "text/event-stream";
+    m_res.headers.set("Cache-Control", "no-cache");
     served_by(step, c.upstream != m_protocol);
     m_record.status = c.status;
     m_record.attempts = m_attempts.size();
     observe_overhead();
-    m_inflight_handed_off = true;
-    auto log_record = m_record;
-    App& app = m_app;
+    m_streamed = true;
     auto usage = usage_draft();
-    const auto estimated = estimate(0);
-    const auto price = m_served_price;
-    const auto reference = m_snapshot.reference_price;
-    std::shared_ptr<const ResponsesContext> responses;
-    if (m_protocol == Protocol::responses && m_responses.store) {
-      responses = std::make_shared<const ResponsesContext>(m_responses);
+    co_await relay_stream(c);
+    if (r.outcome != Outcome::ok) {
+      usage.outcome = std::string(to_string(r.outcome));
+      m_app.log().warn("attempt_failed", {{"request_id", m_record.request_id},
+                                          {"target", r.target},
+                                          {"outcome", to_string(r.outcome)},
+                                          {"detail", "after the first byte"}});
     }
-    m_res.set_chunked_content_provider(
-        "text/event-stream", [relay](size_t, httplib::DataSink& sink) { return relay->pump(sink); },
-        [relay, &app, log_record, usage, estimated, price, reference, responses,
-         input_items = m_input_items](bool) mutable {
-          relay->stream->cancel(); // a client that left closes the upstream too
-          relay->client_left();
-          if (relay->outcome != Outcome::ok) {
-            usage.outcome = std::string(to_string(relay->outcome));
-            app.log().warn("attempt_failed", {{"request_id", log_record.request_id},
-                                              {"target", relay->target},
-                                              {"outcome", to_string(relay->outcome)},
-                                              {"detail", "after the first byte"}});
-          }
-          if (responses && relay->relay->state() == StreamRelay::State::complete) {
-            keep_response(app, *responses, relay->relay->response_id(), input_items,
-                          relay->relay->output_items());
-          }
-          app.metrics().request_finished(log_record.route);
-          log_request(app.log(), log_record);
-          const auto& reported = relay->relay->usage();
-          auto guess = estimated;
-          guess.output_tokens = static_cast<int64_t>((relay->relay->output_bytes() + 3) / 4);
-          complete_usage(usage, reported.reported ? reported : guess, price, reference,
-                         elapsed_ms(log_record.started),
-                         static_cast<double>(relay->first_byte_latency.count()));
-          app.record_usage(std::move(usage));
-        });
-    return Try::served;
+    if (m_protocol == Protocol::responses && m_responses.store &&
+        r.relay->state() == StreamRelay::State::complete) {
+      keep_response(m_app, m_responses, r.relay->response_id(), m_input_items,
+                    r.relay->output_items());
+    }
+    log_request(m_app.log(), m_record);
+    const auto& reported = r.relay->usage();
+    auto guess = estimate(0);
+    guess.output_tokens = static_cast<int64_t>((r.relay->output_bytes() + 3) / 4);
+    complete_usage(usage, reported.reported ? reported : guess, m_served_price,
+                   m_snapshot.reference_price, elapsed_ms(m_record.started),
+                   static_cast<double>(r.first_byte_latency.count()));
+    m_app.record_usage(std::move(usage));
+    co_return Try::served;
+  }
+
+  // Relays a committed stream to the client: each slice read from the upstream only once the
+  // client took the one before (a slow reader slows the upstream read; nothing piles up). A
+  // stream that breaks, sends a malformed event or ends short ends with an error event, never
+  // a clean end.
+  Task<void> relay_stream(Contender& c) {
+    RelayState& r = *c.relay;
+    const auto idle = c.step->target->idle_timeout;
+    bool client_ok = co_await m_reply.begin_stream(m_res);
+    std::string_view slice;
+    bool done = false;
+    while (client_ok) {
+      if (!r.out.empty()) {
+        client_ok = co_await m_reply.write(r.out);
+        r.out.clear();
+        continue;
+      }
+      if (done || r.relay->state() != StreamRelay::State::open) {
+        break;
+      }
+      const auto read = co_await c.exchange->read(slice, std::min(m_deadline, Clock::now() + idle));
+      switch (read) {
+      case UpstreamExchange::Read::data:
+        r.relay->feed(slice, r.out);
+        break;
+      case UpstreamExchange::Read::end:
+        r.relay->finish(r.out);
+        if (r.relay->state() == StreamRelay::State::open) {
+          r.broke_off("the upstream stream ended before the answer was complete");
+        }
+        done = true;
+        break;
+      case UpstreamExchange::Read::failed:
+      case UpstreamExchange::Read::timed_out:
+        r.settle(read == UpstreamExchange::Read::timed_out ? Outcome::idle
+                                                           : c.exchange->failure());
+        c.exchange->cancel();
+        r.broke_off("the upstream stream broke off before the answer was complete");
+        done = true;
+        break;
+      }
+    }
+    if (!client_ok) {
+      c.exchange->cancel(); // a client that left closes the upstream too
+      r.client_left();
+      co_return;
+    }
+    switch (r.relay->state()) {
+    case StreamRelay::State::complete:
+      r.settle(Outcome::ok);
+      break;
+    case StreamRelay::State::malformed:
+      r.settle(Outcome::malformed);
+      r.broke_off("the upstream sent a malformed event: " + r.relay->problem());
+      client_ok = co_await m_reply.write(r.out);
+      r.out.clear();
+      break;
+    case StreamRelay::State::upstream_error:
+      r.settle(Outcome::http_5xx);
+      break;
+    case StreamRelay::State::open:
+      r.settle(Outcome::truncated);
+      break;
+    }
+    if (client_ok) {
+      co_await m_reply.end_stream();
+    }
   }
 
   // A whole answer that won a hedged race: read the rest of it and serve it.
-  Try conclude_buffered(Contender& c) {
+  Task<Try> conclude_buffered(Contender& c) {
     UpstreamReply reply;
     reply.status = c.status;
-    reply.headers = c.stream->headers();
-    std::string more;
-    for (;;) {
-      const auto read = c.stream->read(more, m_deadline);
-      if (read == UpstreamStream::Read::data) {
-        reply.body += more;
-        continue;
-      }
-      if (read != UpstreamStream::Read::end) {
-        c.stream->cancel();
-        m_attempt_started = c.started;
-        record(*c.step,
-               read == UpstreamStream::Read::timed_out ? Outcome::timeout : c.stream->failure(),
-               "the answer broke off");
-        return Try::failed;
-      }
-      break;
+    reply.headers = c.exchange->headers();
+    const auto read = co_await c.exchange->read_all(
+        reply.body, static_cast<size_t>(m_snapshot.config->server.max_answer_size), m_deadline);
+    m_attempt_started = c.started;
+    if (read != UpstreamExchange::Read::end) {
+      c.exchange->cancel();
+      record(*c.step,
+             read == UpstreamExchange::Read::timed_out ? Outcome::timeout : c.exchange->failure(),
+             "the answer broke off");
+      co_return Try::failed;
     }
     reply.outcome = Outcome::ok;
     reply.detail = "HTTP " + std::to_string(c.status);
-    m_attempt_started = c.started;
-    return serve_buffered(*c.step, std::move(reply), c.upstream);
+    co_return serve_buffered(*c.step, std::move(reply), c.upstream);
   }
 
-  Try try_stream(const RouteStep& step, UpstreamRequest request, Protocol upstream, TargetHealth&,
-                 size_t key) {
-    Contender c = open_contender(step, std::move(request), upstream, key);
-    advance(c, c.first_byte_deadline);
-    return conclude(c);
+  Task<Try> try_stream(const RouteStep& step, UpstreamRequest request, Protocol upstream,
+                       size_t key) {
+    auto c = open_contender(step, std::move(request), upstream, key);
+    co_await advance(*c);
+    co_return co_await conclude(*c);
   }
 
   // The upstream refused a stream with an HTTP error: a 4xx goes to the client (in its
   // protocol), anything else moves on to the next target.
-  bool refused_stream(const RouteStep& step, UpstreamStream& stream, int status, Outcome outcome,
-                      Protocol upstream, Clock::time_point deadline) {
+  Task<bool> refused_stream(Contender& c) {
+    const RouteStep& step = *c.step;
     std::string body;
-    std::string more;
-    while (body.size() < 65536 && stream.read(more, deadline) == UpstreamStream::Read::data) {
-      body += more;
-    }
-    stream.cancel();
-    record(step, outcome, "HTTP " + std::to_string(status));
-    if (outcome != Outcome::http_4xx) {
-      return false;
+    co_await c.exchange->read_all(body, 65536, c.first_byte_deadline);
+    c.exchange->cancel();
+    record(step, c.outcome, "HTTP " + std::to_string(c.status));
+    if (c.outcome != Outcome::http_4xx) {
+      co_return false;
     }
     redact_credentials(body, step.target->endpoint);
-    const bool translate = upstream != m_protocol;
-    m_res.status = status;
-    m_res.set_content(translate ? translate_error_body(body, status, m_protocol) : std::move(body),
-                      translate ? "application/json" : content_type_of(stream.headers(), false));
+    const bool translate = c.upstream != m_protocol;
+    m_res.status = c.status;
+    m_res.set_content(
+        translate ? translate_error_body(body, c.status, m_protocol) : std::move(body),
+        translate ? "application/json" : content_type_of(c.exchange->headers(), false));
     served_by(step);
-    finish(status);
-    return true;
+    finish(c.status);
+    co_return true;
   }
 
+  Worker& m_worker;
   App& m_app;
+  std::shared_ptr<const Snapshot> m_snapshot_owner;
   const Snapshot& m_snapshot;
   ApiRoute m_route;
   Protocol m_protocol;
-  const httplib::Request& m_req;
-  httplib::Response& m_res;
+  const HttpRequest& m_req;
+  ClientReply& m_reply;
+  std::unique_ptr<BodyParser> m_parser;
+  HttpResponse m_res;
+  bool m_streamed = false; // the answer went out as a stream, already written
   const RequestBody* m_body = nullptr;
   std::vector<Attempt> m_attempts;
   // Why the request could not be translated for a target it had to be translated for.
@@ -1270,7 +1288,6 @@ private:
   std::string m_conversation;
   simdjson::dom::parser m_conversation_parser;
   Clock::duration m_upstream_wait{0};
-  bool m_inflight_handed_off = false; // a stream: the relay ends the request, later
   RequestRecord m_record;
   Clock::time_point m_attempt_started;
   Clock::time_point m_deadline;
@@ -1278,24 +1295,10 @@ private:
 
 } // namespace
 
-std::string new_request_id() {
-  static constexpr char k_hex[] = "0123456789abcdef";
-  auto& rng = thread_rng();
-  std::string id(32, '0');
-  uint64_t bits = rng();
-  for (size_t i = 0; i < id.size(); ++i) {
-    if (i == 16) {
-      bits = rng();
-    }
-    id[i] = k_hex[bits & 0xF];
-    bits >>= 4;
-  }
-  return id;
+Task<void> serve_proxied(Worker& worker, App& app, std::shared_ptr<const Snapshot> snapshot,
+                         ApiRoute route, const HttpRequest& request, ClientReply& reply) {
+  ProxyRequest proxied(worker, app, std::move(snapshot), route, request, reply);
+  co_await proxied.run();
 }
 
-void handle_proxied(App& app, const Snapshot& snapshot, ApiRoute route, const httplib::Request& req,
-                    httplib::Response& res) {
-  ProxyRequest(app, snapshot, route, req, res).run();
-}
-
-} // namespace modelmux
+} // namespace modelmux::net

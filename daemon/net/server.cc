@@ -1,0 +1,504 @@
+// The front door on the event loops: one acceptor hands connections to the workers in turn;
+// each connection is a coroutine reading requests with Beast's parser (pipelined ones in order),
+// answering modelmux's own routes at once and proxied ones through the proxy coroutine.
+#include "modelmux/server.h"
+
+#include "modelmux/routes.h"
+#include "net/client_reply.h"
+#include "net/proxy.h"
+#include "net/worker.h"
+
+#include <atomic>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/status.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <thread>
+
+namespace modelmux {
+
+namespace net {
+
+namespace http = beast::http;
+using boost::system::error_code;
+using asio::ip::tcp;
+
+namespace {
+
+constexpr auto k_use = asio::as_tuple(asio::use_awaitable);
+constexpr size_t k_max_headers = 256;
+constexpr size_t k_header_limit = 64 * 1024;
+// How long an idle keep-alive connection is kept: it costs a descriptor and a few KiB, no
+// thread. SDK clients drop theirs sooner (4-5 s); a drain closes them at once.
+constexpr auto k_keep_alive_idle = std::chrono::seconds(75);
+// A client that does not take the bytes of an answer for this long is gone.
+constexpr auto k_write_timeout = std::chrono::seconds(60);
+
+} // namespace
+
+// What every worker shares: the app, the limits of the moment, the drain flag and the count of
+// open connections against server.max_connections.
+struct Shared {
+  explicit Shared(App& a) : app(a) {}
+  App& app;
+  std::atomic<bool> draining{false};
+  std::atomic<int> connections{0};
+};
+
+class Connection final : public ClientReply {
+public:
+  Connection(Worker& worker, Shared& shared, tcp::socket socket)
+      : m_worker(worker), m_shared(shared), m_stream(std::move(socket)) {
+    m_position = m_worker.connections.insert(m_worker.connections.end(), this);
+  }
+  ~Connection() override { m_worker.connections.erase(m_position); }
+
+  Task<void> run();
+
+  // A drain closes a connection that waits for its next request; one busy with a request
+  // finishes it and then closes.
+  void close_if_idle() {
+    if (!m_busy) {
+      error_code ignored;
+      m_stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+      m_stream.socket().close(ignored);
+    }
+  }
+  void close_now() {
+    error_code ignored;
+    m_stream.socket().close(ignored);
+  }
+
+  Task<bool> send(HttpResponse& response) override;
+  Task<bool> begin_stream(HttpResponse& head) override;
+  Task<bool> write(std::string_view bytes) override;
+  Task<bool> end_stream() override;
+
+private:
+  Task<bool> read_request(http::request_parser<http::string_body>& parser, HttpResponse& refusal);
+  Task<void> handle(HttpRequest& request);
+  void write_head(const HttpResponse& response, bool chunked, size_t content_length);
+  bool closing() const { return !m_keep_alive || m_shared.draining.load(std::memory_order_relaxed); }
+
+  Worker& m_worker;
+  Shared& m_shared;
+  beast::tcp_stream m_stream;
+  beast::flat_buffer m_buffer;
+  std::string m_head; // reused for every response head
+  bool m_busy = false;
+  bool m_keep_alive = true;
+  bool m_head_request = false;
+  std::list<Connection*>::iterator m_position;
+};
+
+namespace {
+
+std::string_view reason_of(int status) {
+  const auto reason = http::obsolete_reason(static_cast<http::status>(status));
+  return reason.empty() ? std::string_view("Unknown") : std::string_view(reason.data(), reason.size());
+}
+
+void refuse(HttpResponse& res, int status, Protocol protocol, ErrorKind kind, std::string message) {
+  set_error(res, protocol, make_error(kind, std::move(message)));
+  res.status = status;
+}
+
+} // namespace
+
+void Connection::write_head(const HttpResponse& response, bool chunked, size_t content_length) {
+  m_head.clear();
+  m_head += "HTTP/1.1 ";
+  m_head += std::to_string(response.status);
+  m_head += ' ';
+  m_head += reason_of(response.status);
+  m_head += "\r\n";
+  for (const auto& [name, value] : response.headers) {
+    m_head += name;
+    m_head += ": ";
+    m_head += value;
+    m_head += "\r\n";
+  }
+  if (!response.content_type.empty()) {
+    m_head += "Content-Type: ";
+    m_head += response.content_type;
+    m_head += "\r\n";
+  }
+  if (chunked) {
+    m_head += "Transfer-Encoding: chunked\r\n";
+  } else {
+    m_head += "Content-Length: ";
+    m_head += std::to_string(content_length);
+    m_head += "\r\n";
+  }
+  if (closing()) {
+    m_head += "Connection: close\r\n";
+  }
+  m_head += "\r\n";
+}
+
+Task<bool> Connection::send(HttpResponse& response) {
+  if (closing()) {
+    m_keep_alive = false;
+  }
+  write_head(response, false, response.body.size());
+  m_stream.expires_after(k_write_timeout);
+  const std::array<asio::const_buffer, 2> buffers{
+      asio::buffer(m_head), m_head_request ? asio::const_buffer() : asio::buffer(response.body)};
+  auto [ec, n] = co_await asio::async_write(m_stream, buffers, k_use);
+  m_stream.expires_never();
+  co_return !ec;
+}
+
+Task<bool> Connection::begin_stream(HttpResponse& head) {
+  if (closing()) {
+    m_keep_alive = false;
+  }
+  write_head(head, true, 0);
+  m_stream.expires_after(k_write_timeout);
+  auto [ec, n] = co_await asio::async_write(m_stream, asio::buffer(m_head), k_use);
+  m_stream.expires_never();
+  co_return !ec;
+}
+
+Task<bool> Connection::write(std::string_view bytes) {
+  if (bytes.empty()) {
+    co_return true;
+  }
+  char size_line[24];
+  const int len = std::snprintf(size_line, sizeof size_line, "%zx\r\n", bytes.size());
+  const std::array<asio::const_buffer, 3> buffers{asio::buffer(size_line, static_cast<size_t>(len)),
+                                                  asio::buffer(bytes.data(), bytes.size()),
+                                                  asio::buffer("\r\n", 2)};
+  m_stream.expires_after(k_write_timeout);
+  auto [ec, n] = co_await asio::async_write(m_stream, buffers, k_use);
+  m_stream.expires_never();
+  co_return !ec;
+}
+
+Task<bool> Connection::end_stream() {
+  m_stream.expires_after(k_write_timeout);
+  auto [ec, n] = co_await asio::async_write(m_stream, asio::buffer("0\r\n\r\n", 5), k_use);
+  m_stream.expires_never();
+  co_return !ec;
+}
+
+// Reads one request, whole, within server.read_timeout of its first byte. false: the
+// connection ends — after refusal, when it holds a status to answer with.
+Task<bool> Connection::read_request(http::request_parser<http::string_body>& parser,
+                                    HttpResponse& refusal) {
+  const auto snapshot = m_shared.app.snapshot();
+  const auto& server = snapshot->config->server;
+  parser.header_limit(k_header_limit);
+  parser.body_limit(static_cast<uint64_t>(server.max_body_size));
+  m_stream.expires_after(server.read_timeout);
+  auto [ec, n] = co_await http::async_read_header(m_stream, m_buffer, parser, k_use);
+  if (!ec) {
+    const auto& head = parser.get();
+    const auto expect = head[http::field::expect];
+    if (!expect.empty() && iequals(std::string_view(expect.data(), expect.size()), "100-continue")) {
+      // curl and some SDKs wait for this before sending a large body.
+      auto [write_error, w] = co_await asio::async_write(
+          m_stream, asio::buffer("HTTP/1.1 100 Continue\r\n\r\n", 25), k_use);
+      ec = write_error;
+    }
+  }
+  if (!ec) {
+    std::tie(ec, n) = co_await http::async_read(m_stream, m_buffer, parser, k_use);
+  }
+  m_stream.expires_never();
+  if (!ec) {
+    co_return true;
+  }
+  const bool has_head = parser.is_header_done();
+  const std::string path = has_head ? std::string(parser.get().target()) : std::string();
+  const Protocol protocol = protocol_for_path(path);
+  if (ec == http::error::body_limit) {
+    refuse(refusal, 413, protocol, ErrorKind::too_large,
+           "the request body is larger than server.max_body_size");
+  } else if (ec == http::error::header_limit) {
+    refuse(refusal, 431, protocol, ErrorKind::invalid_request,
+           "the request headers are larger than 64 KiB");
+  } else if (ec == beast::error::timeout) {
+    // A client that dribbles its request is cut off; it held no thread meanwhile.
+    refuse(refusal, 408, protocol, ErrorKind::timeout,
+           "the request was not received within server.read_timeout");
+  } else if (ec == http::error::end_of_stream || ec == asio::error::eof ||
+             ec == asio::error::connection_reset || ec == asio::error::operation_aborted ||
+             ec == asio::error::bad_descriptor) {
+    refusal.status = 0; // gone: nothing to answer
+  } else {
+    // Smuggling shapes (Content-Length with Transfer-Encoding, differing Content-Lengths) and
+    // every other malformed request end here, and the connection with them (RFC 9112 §6.3).
+    refuse(refusal, 400, protocol, ErrorKind::invalid_request,
+           "malformed HTTP request (" + ec.message() + ")");
+  }
+  co_return false;
+}
+
+Task<void> Connection::handle(HttpRequest& request) {
+  HttpResponse response;
+  const Protocol protocol = protocol_for_path(request.path);
+  if (m_shared.draining.load(std::memory_order_relaxed)) {
+    m_keep_alive = false;
+    refuse(response, 503, protocol, ErrorKind::unavailable,
+           "modelmux is shutting down; retry on a new connection");
+    co_await send(response);
+    co_return;
+  }
+  if (request.headers.size() > k_max_headers) {
+    // Not an SDK's request; refused before anything reads the headers.
+    m_keep_alive = false;
+    refuse(response, 431, protocol, ErrorKind::invalid_request,
+           "more than " + std::to_string(k_max_headers) + " request headers");
+    co_await send(response);
+    co_return;
+  }
+  const auto snapshot = m_shared.app.snapshot();
+  std::optional<ApiRoute> route;
+  try {
+    route = route_request(m_shared.app, *snapshot, request, response);
+    if (route) {
+      co_await serve_proxied(m_worker, m_shared.app, snapshot, *route, request, *this);
+      co_return;
+    }
+  } catch (const std::exception& e) {
+    m_shared.app.log().error("internal_error", {{"path", request.path}, {"what", e.what()}});
+    response = HttpResponse{};
+    set_error(response, protocol,
+              make_error(ErrorKind::internal, "modelmux failed to handle this request"));
+  }
+  co_await send(response);
+}
+
+Task<void> Connection::run() {
+  error_code ignored;
+  m_stream.socket().set_option(tcp::no_delay(true), ignored);
+  for (;;) {
+    m_busy = false;
+    if (m_buffer.size() == 0) {
+      // Idle between requests: a drain may close the connection now.
+      if (m_shared.draining.load(std::memory_order_relaxed)) {
+        break;
+      }
+      m_stream.expires_after(k_keep_alive_idle);
+      auto [ec, n] = co_await m_stream.async_read_some(m_buffer.prepare(4096), k_use);
+      if (ec) {
+        break;
+      }
+      m_buffer.commit(n);
+    }
+    m_busy = true;
+    http::request_parser<http::string_body> parser;
+    HttpResponse refusal;
+    if (!co_await read_request(parser, refusal)) {
+      if (refusal.status != 0) {
+        m_keep_alive = false;
+        co_await send(refusal);
+      }
+      break;
+    }
+    auto& message = parser.get();
+    HttpRequest request;
+    request.method = std::string(message.method_string());
+    const std::string_view target(message.target().data(), message.target().size());
+    const size_t q = target.find('?');
+    request.path = std::string(target.substr(0, q));
+    if (q != std::string_view::npos) {
+      request.query = std::string(target.substr(q + 1));
+    }
+    for (const auto& field : message) {
+      request.headers.add(std::string(field.name_string()), std::string(field.value()));
+    }
+    request.body = std::move(message.body());
+    m_keep_alive = message.keep_alive();
+    m_head_request = message.method() == http::verb::head;
+    co_await handle(request);
+    if (closing() || !m_stream.socket().is_open()) {
+      break;
+    }
+  }
+  m_stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  m_stream.socket().close(ignored);
+}
+
+} // namespace net
+
+namespace asio = boost::asio;
+
+struct Server::Impl {
+  explicit Impl(App& app) : shared(app) {}
+
+  net::Shared shared;
+  std::vector<std::unique_ptr<net::Worker>> workers;
+  std::unique_ptr<net::tcp::acceptor> acceptor;
+  std::unique_ptr<asio::steady_timer> room; // wakes the acceptor when a connection closes
+  // Keeps the workers' loops running while they have no connection; dropped by a drain, so
+  // each loop ends once its last connection has.
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> idle_guards;
+  std::atomic<bool> running{false};
+  std::atomic<bool> stopped{false};
+  size_t next_worker = 0;
+
+  net::Task<void> accept_loop();
+  net::Task<void> connection(net::Worker& worker, net::tcp::socket socket);
+};
+
+net::Task<void> Server::Impl::connection(net::Worker& worker, net::tcp::socket socket) {
+  {
+    net::Connection c(worker, shared, std::move(socket));
+    co_await c.run();
+  }
+  const int before = shared.connections.fetch_sub(1);
+  const int limit = shared.app.snapshot()->config->server.max_connections;
+  if (before >= limit) {
+    asio::post(workers[0]->io, [this] { room->cancel(); });
+  }
+}
+
+net::Task<void> Server::Impl::accept_loop() {
+  for (;;) {
+    const int limit = shared.app.snapshot()->config->server.max_connections;
+    if (shared.connections.load() >= limit) {
+      // Past server.max_connections new connections wait in the listen backlog.
+      room->expires_after(std::chrono::milliseconds(100));
+      co_await room->async_wait(net::k_use);
+      if (!acceptor->is_open()) {
+        break;
+      }
+      continue;
+    }
+    auto& worker = *workers[next_worker++ % workers.size()];
+    auto [ec, socket] = co_await acceptor->async_accept(worker.io, net::k_use);
+    if (ec == asio::error::operation_aborted || !acceptor->is_open()) {
+      break;
+    }
+    if (ec) {
+      // Out of descriptors (EMFILE) or a connection reset before it was taken: wait a little
+      // rather than spin, and go on.
+      room->expires_after(std::chrono::milliseconds(50));
+      co_await room->async_wait(net::k_use);
+      continue;
+    }
+    shared.connections.fetch_add(1);
+    asio::co_spawn(worker.io, connection(worker, std::move(socket)), asio::detached);
+  }
+}
+
+Server::Server(App& app) : m_impl(std::make_unique<Impl>(app)) {
+  const auto& server = app.snapshot()->config->server;
+  unsigned n = server.workers > 0 ? static_cast<unsigned>(server.workers)
+                                  : std::max(1u, std::thread::hardware_concurrency());
+  for (unsigned i = 0; i < n; ++i) {
+    m_impl->workers.push_back(std::make_unique<net::Worker>());
+  }
+  m_impl->room = std::make_unique<asio::steady_timer>(m_impl->workers[0]->io);
+}
+
+Server::~Server() {
+  stop();
+  m_impl->room.reset();
+  m_impl->acceptor.reset();
+  m_impl->workers.clear();
+}
+
+Result<int> Server::bind(const std::string& host, int port) {
+  auto fail = [&] {
+    return make_error(ErrorKind::internal, "cannot listen on " + host + ":" + std::to_string(port) +
+                                               " (address in use, or not an address of this "
+                                               "machine)");
+  };
+  net::error_code ec;
+  const auto address = asio::ip::make_address(host == "localhost" ? "127.0.0.1" : host, ec);
+  if (ec) {
+    return fail();
+  }
+  auto acceptor = std::make_unique<net::tcp::acceptor>(m_impl->workers[0]->io);
+  const net::tcp::endpoint endpoint(address, static_cast<uint16_t>(port));
+  acceptor->open(endpoint.protocol(), ec);
+  // SO_REUSEADDR only: SO_REUSEPORT would let a second daemon share the port and silently take
+  // half the traffic.
+  if (!ec) {
+    acceptor->set_option(net::tcp::acceptor::reuse_address(true), ec);
+  }
+  if (!ec) {
+    acceptor->bind(endpoint, ec);
+  }
+  if (!ec) {
+    acceptor->listen(4096, ec);
+  }
+  if (ec) {
+    return fail();
+  }
+  const int bound = acceptor->local_endpoint().port();
+  m_impl->acceptor = std::move(acceptor);
+  return bound;
+}
+
+void Server::serve() {
+  auto& impl = *m_impl;
+  if (!impl.acceptor || impl.stopped) {
+    return;
+  }
+  for (auto& w : impl.workers) {
+    impl.idle_guards.push_back(asio::make_work_guard(w->io));
+  }
+  asio::co_spawn(impl.workers[0]->io, impl.accept_loop(), asio::detached);
+  std::vector<std::thread> threads;
+  for (size_t i = 1; i < impl.workers.size(); ++i) {
+    threads.emplace_back([&impl, i] { impl.workers[i]->io.run(); });
+  }
+  impl.running = true;
+  impl.workers[0]->io.run();
+  for (auto& t : threads) {
+    t.join();
+  }
+  impl.running = false;
+}
+
+bool Server::is_running() const {
+  return m_impl->running;
+}
+
+void Server::drain() {
+  auto& impl = *m_impl;
+  impl.shared.draining = true;
+  asio::post(impl.workers[0]->io, [&impl] {
+    net::error_code ignored;
+    if (impl.acceptor) {
+      impl.acceptor->close(ignored);
+    }
+    impl.room->cancel();
+    impl.idle_guards.clear();
+  });
+  for (auto& w : impl.workers) {
+    asio::post(w->io, [worker = w.get()] {
+      // Copied: closing one ends its coroutine later, not now, but stay safe if it erases.
+      const std::vector<net::Connection*> open(worker->connections.begin(),
+                                               worker->connections.end());
+      for (auto* c : open) {
+        c->close_if_idle();
+      }
+    });
+  }
+}
+
+void Server::stop() {
+  auto& impl = *m_impl;
+  impl.stopped = true;
+  for (auto& w : impl.workers) {
+    w->io.stop();
+  }
+}
+
+} // namespace modelmux

@@ -1,0 +1,130 @@
+// The event loops' upstream client: one HTTP/1.1 exchange with a model server at a time per
+// connection, over Beast's parser and serializer, plain TCP or TLS (SNI and certificate checks
+// against the system store). Each worker keeps its own idle keep-alive connections by origin, so
+// no lock is taken on the way to an upstream. Deadlines are absolute and ride on the stream:
+// when one passes, the connection is closed and the pending operation ends as timed out.
+#pragma once
+
+#include "modelmux/upstream.h"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace modelmux::net {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+using Clock = std::chrono::steady_clock;
+template <class T> using Task = asio::awaitable<T>;
+
+using Origin = UpstreamOrigin;
+
+// One connection to an origin, with the bytes read past the last answer.
+struct UpstreamConnection {
+  explicit UpstreamConnection(asio::io_context& io) : tcp(io) {}
+  beast::tcp_stream tcp;
+  std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> tls;
+  beast::flat_buffer buffer;
+  Clock::time_point idle_since;
+
+  beast::tcp_stream& lowest() { return tls ? beast::get_lowest_layer(*tls) : tcp; }
+};
+
+// One worker's upstream connections: the idle ones by origin and the resolved addresses. Only
+// that worker's thread touches it.
+class UpstreamPools {
+public:
+  UpstreamPools(asio::io_context& io, asio::ssl::context& tls);
+
+  asio::io_context& io() { return m_io; }
+  asio::ssl::context& tls() { return m_tls; }
+  // A kept-alive connection to origin, or null.
+  std::unique_ptr<UpstreamConnection> take_idle(const Origin& origin);
+  void put_idle(const Origin& origin, std::unique_ptr<UpstreamConnection> connection);
+  // Closes the idle connections and keeps none from now on (the worker is going away).
+  void close();
+  // Addresses of a named host, remembered for a minute (numeric hosts need no lookup).
+  Task<std::vector<asio::ip::tcp::endpoint>> resolve(const Origin& origin,
+                                                     boost::system::error_code& ec);
+
+private:
+  struct Resolved {
+    std::vector<asio::ip::tcp::endpoint> endpoints;
+    Clock::time_point until;
+  };
+  asio::io_context& m_io;
+  asio::ssl::context& m_tls;
+  std::unordered_map<std::string, std::vector<std::unique_ptr<UpstreamConnection>>> m_idle;
+  std::unordered_map<std::string, Resolved> m_resolved;
+  bool m_closed = false;
+};
+
+// A TLS client context that checks certificates against the system's trust store.
+std::unique_ptr<asio::ssl::context> make_client_tls_context();
+
+// One request to an upstream and its answer, read as it arrives. A connection whose answer was
+// read to its end goes back to the worker's idle pool; any other is closed.
+class UpstreamExchange {
+public:
+  explicit UpstreamExchange(UpstreamPools& pools) : m_pools(pools) {}
+  ~UpstreamExchange();
+  UpstreamExchange(const UpstreamExchange&) = delete;
+  UpstreamExchange& operator=(const UpstreamExchange&) = delete;
+
+  // Connects (or reuses a kept-alive connection), sends request, and reads the status line and
+  // headers, all before deadline. false: failure() and failure_detail() say why.
+  Task<bool> start(const Origin& origin, const UpstreamRequest& request,
+                   Clock::time_point deadline);
+  int status() const { return m_status; }
+  const HttpHeaders& headers() const { return m_headers; }
+
+  enum class Read { data, end, failed, timed_out };
+  // The next bytes of the body, as a view valid until the next read, before deadline.
+  Task<Read> read(std::string_view& out, Clock::time_point deadline);
+  // The rest of the body appended to out; more than limit bytes in all is a failure (malformed).
+  Task<Read> read_all(std::string& out, size_t limit, Clock::time_point deadline);
+
+  Outcome failure() const { return m_failure; }
+  const std::string& failure_detail() const { return m_detail; }
+  // Closes the connection: the upstream stops generating, and a pending read ends as failed.
+  void cancel();
+
+private:
+  Task<bool> connect(const Origin& origin, Clock::time_point deadline);
+  Task<bool> send_and_read_head(const UpstreamRequest& request, Clock::time_point deadline,
+                                bool& retry_on_fresh);
+  void fail(Outcome outcome, std::string detail);
+  Read failed_read(const boost::system::error_code& ec);
+
+  UpstreamPools& m_pools;
+  const Origin* m_origin = nullptr;
+  std::unique_ptr<UpstreamConnection> m_connection;
+  std::optional<beast::http::response_parser<beast::http::buffer_body>> m_parser;
+  std::unique_ptr<char[]> m_chunk;
+  int m_status = 0;
+  HttpHeaders m_headers;
+  Outcome m_failure = Outcome::ok;
+  std::string m_detail;
+  bool m_cancelled = false;
+};
+
+// A whole answer: sent, its head read before head_deadline and its body (at most max_answer
+// bytes) before body_deadline.
+Task<UpstreamReply> send_buffered(UpstreamPools& pools, const Origin& origin,
+                                  const UpstreamRequest& request, Clock::time_point head_deadline,
+                                  Clock::time_point body_deadline, size_t max_answer);
+
+} // namespace modelmux::net

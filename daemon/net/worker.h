@@ -1,0 +1,49 @@
+// One event loop and what it owns: its io_context, its upstream connections, its client
+// connections (for a drain to find the idle ones) and a free list of request body parsers. A
+// request lives on the worker that accepted its connection, from first byte to last; nothing
+// here is touched by another thread.
+#pragma once
+
+#include "modelmux/request_body.h"
+#include "net/upstream_client.h"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <list>
+#include <memory>
+#include <vector>
+
+namespace modelmux::net {
+
+class Connection;
+
+struct Worker {
+  Worker() : tls(make_client_tls_context()), pools(io, *tls) {}
+  ~Worker() { pools.close(); }
+
+  // A parser for one request's body, kept across its waits; back to the list when done.
+  std::unique_ptr<BodyParser> take_parser() {
+    if (parsers.empty()) {
+      return std::make_unique<BodyParser>();
+    }
+    auto p = std::move(parsers.back());
+    parsers.pop_back();
+    return p;
+  }
+  void give_back(std::unique_ptr<BodyParser> parser) {
+    // A parser grown by a huge body is dropped, so it does not pin the memory.
+    if (parsers.size() < 64 && parser->dom.capacity() <= 1024 * 1024) {
+      parsers.push_back(std::move(parser));
+    }
+  }
+
+  // Declared before io so that they outlive it: destroying the io_context destroys the
+  // coroutines still suspended on it, and their destructors reach these.
+  std::unique_ptr<asio::ssl::context> tls;
+  std::list<Connection*> connections;
+  std::vector<std::unique_ptr<BodyParser>> parsers;
+  UpstreamPools pools;
+  asio::io_context io{1};
+};
+
+} // namespace modelmux::net
