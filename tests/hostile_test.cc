@@ -95,7 +95,7 @@ void expect_serving(TestDaemon& d) {
 }
 
 const char* k_daemon = R"(
-server: {read_timeout: 300ms, worker_threads: 16, max_body_size: 1MiB}
+server: {read_timeout: 300ms, workers: 2, max_body_size: 1MiB}
 custom_models:
   - id: demo
     type: mock
@@ -219,6 +219,31 @@ TEST_CASE("slowloris: headers dribbled byte by byte then stalled are closed afte
   expect_serving(d);
 }
 
+TEST_CASE("a client that keeps dribbling its headers is cut off at read_timeout from its first "
+          "byte") {
+  TestDaemon d(k_daemon);
+  const int fd = connect_to(d.port());
+  REQUIRE(fd >= 0);
+  const auto started = std::chrono::steady_clock::now();
+  // A byte every 50 ms: never silent for read_timeout (300 ms), never done either.
+  const std::string request = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nX-Padding: " +
+                              std::string(200, 'a');
+  Received r;
+  for (const char c : request) {
+    send_all(fd, std::string_view(&c, 1));
+    r = read_from(fd, std::chrono::milliseconds(50));
+    if (r.closed) {
+      break;
+    }
+  }
+  const auto took = std::chrono::steady_clock::now() - started;
+  CHECK(r.closed);
+  CHECK(r.bytes.empty());
+  CHECK(took < std::chrono::seconds(5)); // 200 bytes at 50 ms would take 10 s
+  ::close(fd);
+  expect_serving(d);
+}
+
 TEST_CASE("a body slower than read_timeout is dropped without reaching an upstream") {
   TestDaemon d(k_daemon);
   const int fd = connect_to(d.port());
@@ -286,11 +311,9 @@ custom_models:
   CHECK(streams == 1);
 }
 
-// cpp-httplib 0.11 waits for the socket to be readable before reading the next request, so a
-// request already in its buffer is never read: the first is answered and the connection closed
-// when keep-alive ends. The later request is not run at all (no usage record), and the client
-// sees a close without an answer, as HTTP/1.1 allows it to, and retries. No SDK pipelines.
-TEST_CASE("pipelined requests: the first is answered, the rest end in a close and are never run") {
+// HTTP/1.1 lets a client send its next requests before the first is answered; they are
+// answered one after another, in the order sent, on the same connection.
+TEST_CASE("pipelined requests are all answered, in the order they were sent") {
   TestDaemon d(k_daemon);
   const int fd = connect_to(d.port());
   REQUIRE(fd >= 0);
@@ -298,19 +321,92 @@ TEST_CASE("pipelined requests: the first is answered, the rest end in a close an
   send_all(fd, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
                "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                "Content-Length: " +
-                   std::to_string(body.size()) + "\r\n\r\n" + body);
+                   std::to_string(body.size()) + "\r\n\r\n" + body +
+                   "GET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   const auto r = read_from(fd, std::chrono::seconds(20));
   CHECK(r.closed);
   CHECK(status_of(r.bytes) == 200);
-  CHECK(r.bytes.find("\"status\":\"ok\"") != std::string::npos);
-  if (r.bytes.find("HTTP/1.1", 9) != std::string::npos) {
-    // A later cpp-httplib reads pipelined requests: then the chat must be answered in order.
-    CHECK(r.bytes.find("chat.completion") > r.bytes.find("\"status\":\"ok\""));
-  } else {
-    CHECK(!d.app().wait_for_usage(1, std::chrono::milliseconds(300)));
-  }
+  const size_t health = r.bytes.find("\"status\":\"ok\"");
+  const size_t chat = r.bytes.find("chat.completion");
+  const size_t models = r.bytes.find("\"object\":\"list\"");
+  REQUIRE(health != std::string::npos);
+  REQUIRE(chat != std::string::npos);
+  REQUIRE(models != std::string::npos);
+  CHECK(health < chat);
+  CHECK(chat < models);
+  CHECK(d.app().wait_for_usage(1, std::chrono::seconds(5)));
   ::close(fd);
   expect_serving(d);
+}
+
+// RFC 9112 §6.3: a message with both Content-Length and Transfer-Encoding, or with differing
+// Content-Lengths, could be framed two ways by two servers (request smuggling); it is refused
+// and the connection closed, before anything reaches an upstream.
+TEST_CASE("ambiguous request framing is refused with 400 and the connection closed") {
+  TestDaemon d(k_daemon);
+  const std::string body = chat_body("custom:demo");
+  const std::string length = std::to_string(body.size());
+  for (const std::string& head :
+       {"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: " + length +
+            "\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: " + length +
+            "\r\nContent-Length: " + std::to_string(body.size() + 1) + "\r\n\r\n"}) {
+    const int fd = connect_to(d.port());
+    REQUIRE(fd >= 0);
+    send_all(fd, head + body);
+    const auto r = read_from(fd, std::chrono::seconds(10));
+    CHECK(r.closed);
+    CHECK_MESSAGE(status_of(r.bytes) == 400, r.bytes.substr(0, 200));
+    CHECK(r.bytes.find("malformed HTTP request") != std::string::npos);
+    ::close(fd);
+  }
+  CHECK(!d.app().wait_for_usage(1, std::chrono::milliseconds(200)));
+  expect_serving(d);
+}
+
+// SIGTERM's drain: a connection idle between requests (every SDK keeps one) is closed at once,
+// so a stop never waits on it; a request that arrives on a connection busy with another is
+// answered 503 with Connection: close, and the one in flight finishes.
+TEST_CASE("a drain closes idle keep-alive connections at once and answers 503 to a request "
+          "behind one in flight") {
+  TestDaemon d("custom_models:\n  - {id: slow, type: mock, mock: {latency: 400ms}}\n"
+               "  - {id: demo, type: mock}\n");
+  const std::string slow = chat_body("custom:slow");
+  const std::string quick = R"({"model":"custom:demo","max_tokens":5,"messages":[{"role":"user","content":"hi"}]})";
+  auto post = [](const std::string& path, const std::string& body) {
+    return "POST " + path + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+           "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  };
+  // An idle keep-alive connection: one answered request, then nothing.
+  const int idle = connect_to(d.port());
+  REQUIRE(idle >= 0);
+  send_all(idle, post("/v1/chat/completions", chat_body("custom:demo")));
+  const auto first = read_from(idle, std::chrono::seconds(10), [](const std::string& b) {
+    return b.find("chat.completion") != std::string::npos;
+  });
+  REQUIRE(status_of(first.bytes) == 200);
+  // A busy one: a slow request in flight with a second pipelined behind it.
+  const int busy = connect_to(d.port());
+  REQUIRE(busy >= 0);
+  send_all(busy, post("/v1/chat/completions", slow) + post("/v1/messages", quick));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100)); // the slow one is in the mock
+  const auto drain_started = std::chrono::steady_clock::now();
+  d.server().drain();
+  const auto idle_end = read_from(idle, std::chrono::seconds(5));
+  CHECK(idle_end.closed);
+  CHECK(idle_end.bytes.empty());
+  CHECK(std::chrono::steady_clock::now() - drain_started < std::chrono::seconds(1));
+  const auto answers = read_from(busy, std::chrono::seconds(10));
+  CHECK(answers.closed);
+  CHECK(status_of(answers.bytes) == 200);
+  const size_t second = answers.bytes.find("HTTP/1.1 503");
+  REQUIRE(second != std::string::npos);
+  CHECK(answers.bytes.find("chat.completion") < second);
+  CHECK(answers.bytes.find(R"({"type":"error","error":{"type":"overloaded_error",)", second) !=
+        std::string::npos);
+  CHECK(answers.bytes.find("Connection: close", second) != std::string::npos);
+  ::close(idle);
+  ::close(busy);
 }
 
 TEST_CASE("oversized headers and URLs are refused and the daemon keeps serving") {
@@ -461,7 +557,7 @@ TEST_CASE("broken chunked encoding from an upstream is a failed attempt") {
                         "Transfer-Encoding: chunked\r\n\r\nZZZ\r\n{\"id\":\r\n0\r\n\r\n");
   FakeUpstream good(good_handler());
   TestDaemon d(chain(broken.base_url(), good));
-  expect_failed_attempt(d, "custom:alone reset");
+  expect_failed_attempt(d, "custom:alone malformed");
 }
 
 TEST_CASE("headers without the body they announce are a failed attempt") {

@@ -505,19 +505,3 @@ TEST_CASE("64 slow streams held open do not stop a fresh short request from bein
   CHECK(completed == k_streams);
 }
 
-TEST_CASE("while draining, a request on an open connection gets 503 and the connection closes") {
-  TestDaemon d("custom_models:\n  - {id: demo, type: mock}\n");
-  auto c = d.client();
-  c.set_keep_alive(true);
-  auto r = c.Post("/v1/chat/completions", chat_body("demo"), "application/json");
-  REQUIRE(r);
-  CHECK(r->status == 200);
-  d.server().drain();
-  r = c.Post("/v1/messages",
-             R"({"model":"demo","max_tokens":5,"messages":[{"role":"user","content":"hi"}]})",
-             "application/json");
-  REQUIRE(r);
-  CHECK(r->status == 503);
-  CHECK(r->body.rfind(R"({"type":"error","error":{"type":"overloaded_error",)", 0) == 0);
-  CHECK(r->get_header_value("Connection") == "close");
-}

@@ -259,8 +259,13 @@ private:
                          steps[i]->target->endpoint.type != TargetType::mock &&
                          steps[i + 1]->target->endpoint.type != TargetType::mock;
       bool second_used = false;
-      if (hedge ? co_await attempt_hedged(*steps[i], *steps[i + 1], hedge_after, second_used)
-                : co_await attempt(*steps[i])) {
+      bool served = false;
+      if (hedge) {
+        served = co_await attempt_hedged(*steps[i], *steps[i + 1], hedge_after, second_used);
+      } else {
+        served = co_await attempt(*steps[i]);
+      }
+      if (served) {
         co_return;
       }
       i += second_used ? 1 : 0;
@@ -411,15 +416,22 @@ private:
       co_return std::nullopt;
     }
     const size_t key = health_of(step).key_for(Clock::now()).value_or(0);
+    // No co_await inside a conditional expression: GCC 12 destroys its temporaries twice.
     if (tokenizer == Tokenizer::vllm) {
       const auto body = vllm_tokenize_body(chat.value());
-      const auto answer =
-          body ? co_await tokenizer_call(step, key, "/tokenize", *body) : std::nullopt;
+      if (!body) {
+        co_return std::nullopt;
+      }
+      const auto answer = co_await tokenizer_call(step, key, "/tokenize", *body);
       co_return answer ? vllm_token_count(*answer) : std::nullopt;
     }
-    const auto prompt = co_await tokenizer_call(step, key, "/apply-template", std::move(chat.value()));
+    const auto prompt =
+        co_await tokenizer_call(step, key, "/apply-template", std::move(chat.value()));
     const auto body = prompt ? llamacpp_tokenize_body(*prompt) : std::nullopt;
-    const auto answer = body ? co_await tokenizer_call(step, key, "/tokenize", *body) : std::nullopt;
+    if (!body) {
+      co_return std::nullopt;
+    }
+    const auto answer = co_await tokenizer_call(step, key, "/tokenize", *body);
     co_return answer ? llamacpp_token_count(*answer) : std::nullopt;
   }
 
@@ -699,10 +711,12 @@ private:
                                             last ? std::move(prepared->body) : prepared->body,
                                             m_body->stream, prepared->client, *key);
       m_attempt_started = Clock::now();
-      const Try result =
-          m_body->stream
-              ? co_await try_stream(step, std::move(request), prepared->upstream, *key)
-              : co_await try_buffered(step, std::move(request), prepared->upstream, health, *key);
+      Try result = Try::failed;
+      if (m_body->stream) {
+        result = co_await try_stream(step, std::move(request), prepared->upstream, *key);
+      } else {
+        result = co_await try_buffered(step, std::move(request), prepared->upstream, health, *key);
+      }
       if (result != Try::rate_limited) {
         co_return result == Try::served;
       }
@@ -1093,7 +1107,10 @@ private:
       co_return Try::failed;
     case Contender::Phase::http_error:
       m_attempt_started = c.started;
-      co_return co_await refused_stream(c) ? Try::served : Try::failed;
+      if (co_await refused_stream(c)) {
+        co_return Try::served;
+      }
+      co_return Try::failed;
     case Contender::Phase::answered:
       break;
     }

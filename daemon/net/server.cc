@@ -89,7 +89,12 @@ private:
   Task<bool> read_request(http::request_parser<http::string_body>& parser, HttpResponse& refusal);
   Task<void> handle(HttpRequest& request);
   void write_head(const HttpResponse& response, bool chunked, size_t content_length);
-  bool closing() const { return !m_keep_alive || m_shared.draining.load(std::memory_order_relaxed); }
+  // After this answer the connection ends: the client asked, or a drain is on and no pipelined
+  // request waits (one that does is read, and answered 503).
+  bool closing() const {
+    return !m_keep_alive ||
+           (m_shared.draining.load(std::memory_order_relaxed) && m_buffer.size() == 0);
+  }
 
   Worker& m_worker;
   Shared& m_shared;
@@ -220,9 +225,9 @@ Task<bool> Connection::read_request(http::request_parser<http::string_body>& par
   if (!ec) {
     co_return true;
   }
-  const bool has_head = parser.is_header_done();
-  const std::string path = has_head ? std::string(parser.get().target()) : std::string();
-  const Protocol protocol = protocol_for_path(path);
+  // The request line is known once parsed, even when a later header failed.
+  const Protocol protocol = protocol_for_path(
+      std::string_view(parser.get().target().data(), parser.get().target().size()));
   if (ec == http::error::body_limit) {
     refuse(refusal, 413, protocol, ErrorKind::too_large,
            "the request body is larger than server.max_body_size");
@@ -230,9 +235,9 @@ Task<bool> Connection::read_request(http::request_parser<http::string_body>& par
     refuse(refusal, 431, protocol, ErrorKind::invalid_request,
            "the request headers are larger than 64 KiB");
   } else if (ec == beast::error::timeout) {
-    // A client that dribbles its request is cut off; it held no thread meanwhile.
-    refuse(refusal, 408, protocol, ErrorKind::timeout,
-           "the request was not received within server.read_timeout");
+    // A client that dribbles its request is cut off (the stream closed the socket when the
+    // deadline passed, so nothing is answered); it held no thread meanwhile.
+    refusal.status = 0;
   } else if (ec == http::error::end_of_stream || ec == asio::error::eof ||
              ec == asio::error::connection_reset || ec == asio::error::operation_aborted ||
              ec == asio::error::bad_descriptor) {
