@@ -2,12 +2,14 @@
 // HTTP/1.1. A chat request answers at once with a 684-byte completion; a streaming one answers
 // 20 SSE chunks 50 ms apart, then [DONE], from a timer heap, so a thousand slow streams cost it
 // nothing but memory. It must never be the bottleneck of what it measures.
-// Usage: modelmux_bench_upstream  (prints the port it listens on, on 127.0.0.1)
+// Usage: modelmux_bench_upstream [CHUNK_GAP_MS]  (prints the port it listens on, on 127.0.0.1;
+// the gap between stream chunks defaults to 50 ms)
 #include <arpa/inet.h>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <netinet/in.h>
@@ -26,7 +28,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr int k_chunks = 20;
-constexpr auto k_chunk_gap = std::chrono::milliseconds(50);
+auto k_chunk_gap = std::chrono::milliseconds(50);
 
 std::string completion_body() {
   std::string content(433, 'x'); // pads the answer to the 684 bytes the bench quotes
@@ -247,9 +249,15 @@ private:
 
 } // namespace
 
-int main() {
+int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
-  rlimit lim{65536, 65536};
+  if (argc > 1) {
+    k_chunk_gap = std::chrono::milliseconds(std::atoi(argv[1]));
+  }
+  // As many descriptors as the hard limit allows: the 9,000-stream run needs 9,000.
+  rlimit lim{};
+  getrlimit(RLIMIT_NOFILE, &lim);
+  lim.rlim_cur = lim.rlim_max;
   setrlimit(RLIMIT_NOFILE, &lim);
   const int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   int one = 1;

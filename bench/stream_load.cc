@@ -1,8 +1,9 @@
 // The streaming load client of the benchmark: N concurrent streamed chat completions over
 // keep-alive-less connections, all opened at once, each read to its end on one epoll thread. A
 // stream counts as complete only with every one of its 20 content chunks and its [DONE]. Prints
-// one JSON object: streams, completed, ttfb_p50_ms, ttfb_p99_ms, seconds.
-// Usage: modelmux_bench_streams PORT STREAMS [PATH] [BODY_FILE]
+// one JSON object: streams, completed, ttfb_p50_ms, ttfb_p99_ms, seconds. With RAMP_SECONDS,
+// the streams are opened evenly over that time instead of all at once.
+// Usage: modelmux_bench_streams PORT STREAMS [PATH] [BODY_FILE] [RAMP_SECONDS]
 #include <algorithm>
 #include <arpa/inet.h>
 #include <cerrno>
@@ -15,6 +16,7 @@
 #include <netinet/tcp.h>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -79,18 +81,21 @@ double percentile(std::vector<double> v, double p) {
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: %s PORT STREAMS [PATH] [BODY_FILE]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s PORT STREAMS [PATH] [BODY_FILE] [RAMP_SECONDS]\n", argv[0]);
     return 2;
   }
   std::signal(SIGPIPE, SIG_IGN);
-  rlimit lim{65536, 65536};
+  rlimit lim{};
+  getrlimit(RLIMIT_NOFILE, &lim);
+  lim.rlim_cur = lim.rlim_max;
   setrlimit(RLIMIT_NOFILE, &lim);
   const int port = std::atoi(argv[1]);
   const int n = std::atoi(argv[2]);
   const std::string path = argc > 3 ? argv[3] : "/v1/chat/completions";
   std::string body =
       R"({"model":"bench:m","stream":true,"messages":[{"role":"user","content":"stream please"}]})";
-  if (argc > 4) {
+  const double ramp_seconds = argc > 5 ? std::atof(argv[5]) : 0.0;
+  if (argc > 4 && std::string_view(argv[4]) != "-") {
     std::ifstream in(argv[4]);
     std::stringstream s;
     s << in.rdbuf();
@@ -104,7 +109,7 @@ int main(int argc, char** argv) {
   const int epoll = epoll_create1(0);
   std::vector<Stream> streams(static_cast<size_t>(n));
   const auto begin = Clock::now();
-  for (size_t i = 0; i < streams.size(); ++i) {
+  auto open_stream = [&](size_t i) {
     Stream& s = streams[i];
     s.fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
     int one = 1;
@@ -120,12 +125,26 @@ int main(int argc, char** argv) {
     e.events = EPOLLOUT | EPOLLIN | EPOLLRDHUP;
     e.data.u64 = i;
     epoll_ctl(epoll, EPOLL_CTL_ADD, s.fd, &e);
-  }
+  };
+  size_t opened = 0;
+  const auto ramp = std::chrono::duration<double>(ramp_seconds);
+  auto open_due = [&] {
+    const double share =
+        ramp_seconds <= 0 ? 1.0 : std::chrono::duration<double>(Clock::now() - begin) / ramp;
+    const size_t due = std::min(
+        streams.size(), static_cast<size_t>(share * static_cast<double>(streams.size())) + 1);
+    while (opened < due) {
+      open_stream(opened++);
+    }
+  };
+  open_due();
   size_t open_streams = streams.size();
   std::vector<epoll_event> events(1024);
-  const auto give_up = Clock::now() + std::chrono::seconds(120);
+  const auto give_up = Clock::now() + std::chrono::seconds(120) + ramp;
   while (open_streams > 0 && Clock::now() < give_up) {
-    const int ready = epoll_wait(epoll, events.data(), static_cast<int>(events.size()), 1000);
+    open_due();
+    const int ready = epoll_wait(epoll, events.data(), static_cast<int>(events.size()),
+                                 opened < streams.size() ? 5 : 1000);
     for (int k = 0; k < ready; ++k) {
       Stream& s = streams[events[static_cast<size_t>(k)].data.u64];
       if (s.done) {

@@ -2,16 +2,12 @@
 // The only file the tests do not link.
 #include "modelmux/app.h"
 #include "modelmux/cli.h"
-#include "modelmux/notify.h"
-#include "modelmux/probe.h"
-#include "modelmux/server.h"
+#include "modelmux/lifecycle.h"
 
-#include <condition_variable>
 #include <csignal>
 #include <iostream>
-#include <mutex>
 #include <pthread.h>
-#include <thread>
+#include <sys/resource.h>
 
 using namespace modelmux;
 
@@ -27,18 +23,19 @@ sigset_t daemon_signals() {
   return set;
 }
 
-void log_config_errors(Log& log, const std::vector<ConfigError>& errors) {
-  for (const auto& e : errors) {
-    log.error("config_error", {{"error", to_string(e)}});
-  }
-}
-
 int serve(const CliArgs& args) {
   Log log;
   // Block the daemon's signals before any thread starts, so every thread inherits the mask.
   const sigset_t signals = daemon_signals();
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
+  // Each open stream holds two descriptors (client and upstream); the soft limit (often 1024)
+  // is raised to the hard one, as nginx's worker_rlimit_nofile or a unit's LimitNOFILE would.
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &files);
+  }
 
   const std::string path = resolve_config_path(args);
   auto load = load_snapshot_file(path, ConfigEnvironment::process());
@@ -75,89 +72,10 @@ int serve(const CliArgs& args) {
   const auto notifier = SystemdNotifier::from_environment();
   notifier.ready();
 
-  // Set once the server has stopped and drained; the watchdog and the drain timer wait on it.
-  std::mutex done_mutex;
-  std::condition_variable done_cv;
-  bool done = false;
-  auto wait_done = [&](std::chrono::steady_clock::duration d) {
-    std::unique_lock lock(done_mutex);
-    return done_cv.wait_for(lock, d, [&] { return done; });
-  };
-
-  // WATCHDOG=1 at half the interval, only while the server still answers its own /health.
-  std::thread watchdog;
-  if (const auto interval = notifier.watchdog_interval()) {
-    const std::string host =
-        is_loopback_host(config.listen.host) ? config.listen.host : std::string("127.0.0.1");
-    watchdog = std::thread([&, interval, host, bound = port.value()] {
-      httplib::Client self(host, bound);
-      self.set_connection_timeout(std::chrono::seconds(1));
-      self.set_read_timeout(std::chrono::seconds(2));
-      while (!wait_done(*interval / 2)) {
-        const auto r = self.Get("/health");
-        if (r && r->status == 200) {
-          notifier.watchdog();
-        } else {
-          log.warn("watchdog_missed", {{"reason", "the server did not answer its own /health"}});
-        }
-      }
-    });
-  }
-
-  std::thread signal_thread([&] {
-    for (;;) {
-      int sig = 0;
-      sigwait(&signals, &sig);
-      if (sig == SIGHUP) {
-        notifier.reloading();
-        auto reload = load_snapshot_file(path, ConfigEnvironment::process());
-        if (!reload.snapshot) {
-          log_config_errors(log, reload.errors);
-          log.error("reload_failed", {{"reason", "invalid config; the old one keeps serving"}});
-          app.reload_failed();
-        } else {
-          const auto& next = reload.snapshot->config->listen;
-          if (next.host != config.listen.host || next.port != config.listen.port) {
-            log.warn("reload_listen_ignored",
-                     {{"reason", "a new listen address takes a restart"},
-                      {"listen", next.host + ":" + std::to_string(next.port)}});
-          }
-          app.reload(reload.snapshot);
-          log.info("reloaded", {{"config", path}});
-        }
-        notifier.ready();
-        continue;
-      }
-      log.info("stopping", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
-      notifier.stopping();
-      server.drain();
-      // Requests in flight get up to request_timeout; after that the daemon exits anyway, with
-      // the usage recorded so far written.
-      const auto drain_limit = app.snapshot()->config->server.request_timeout;
-      if (!wait_done(drain_limit + std::chrono::seconds(5))) {
-        log.error("drain_timed_out", {{"reason", "requests still in flight were cut off"}});
-        app.flush_usage();
-        std::_Exit(1);
-      }
-      return;
-    }
-  });
-
-  {
-    Prober prober(app); // active health probes, each health.active.interval
-    server.serve();     // returns once stopped and the requests in flight have finished
-  }
-  {
-    std::lock_guard lock(done_mutex);
-    done = true;
-  }
-  done_cv.notify_all();
-  signal_thread.join();
-  if (watchdog.joinable()) {
-    watchdog.join();
-  }
+  const int status =
+      run_until_stopped(app, server, notifier, signals, path, config.listen, port.value());
   log.info("stopped");
-  return 0;
+  return status;
 }
 
 } // namespace

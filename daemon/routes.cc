@@ -77,8 +77,7 @@ std::string custom_models_body(const Snapshot& snapshot) {
 }
 
 // The read routes other than /health take the client key when one is configured.
-bool authorized_or_401(const Snapshot& snapshot, const HttpRequest& req,
-                       HttpResponse& res) {
+bool authorized_or_401(const Snapshot& snapshot, const HttpRequest& req, HttpResponse& res) {
   if (client_authorized(snapshot.config->auth, req)) {
     return true;
   }
@@ -261,9 +260,9 @@ bool handle_get(App& m_app, const Snapshot& snap, const HttpRequest& req, HttpRe
     // The page holds no data; it reads /api/status with the key the user gives it. The policy
     // keeps it from loading or sending anything anywhere else.
     res.headers.set("Content-Security-Policy",
-                   "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-                   "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; "
-                   "frame-ancestors 'none'");
+                    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+                    "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; "
+                    "frame-ancestors 'none'");
     res.headers.set("Cache-Control", "no-cache");
     res.set_content(std::string(k_status_page), "text/html; charset=utf-8");
     return true;

@@ -89,9 +89,8 @@ UpstreamRequest build_upstream_request(const Target& target, ApiRoute route,
     if (key != nullptr) {
       r.headers.add("x-api-key", *key);
     }
-    r.headers.add("anthropic-version", client.anthropic_version.empty()
-                                               ? std::string("2023-06-01")
-                                               : client.anthropic_version);
+    r.headers.add("anthropic-version", client.anthropic_version.empty() ? std::string("2023-06-01")
+                                                                        : client.anthropic_version);
     if (!client.anthropic_beta.empty()) {
       r.headers.add("anthropic-beta", client.anthropic_beta);
     }

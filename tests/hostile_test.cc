@@ -226,8 +226,8 @@ TEST_CASE("a client that keeps dribbling its headers is cut off at read_timeout 
   REQUIRE(fd >= 0);
   const auto started = std::chrono::steady_clock::now();
   // A byte every 50 ms: never silent for read_timeout (300 ms), never done either.
-  const std::string request = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nX-Padding: " +
-                              std::string(200, 'a');
+  const std::string request =
+      "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nX-Padding: " + std::string(200, 'a');
   Received r;
   for (const char c : request) {
     send_all(fd, std::string_view(&c, 1));
@@ -372,10 +372,13 @@ TEST_CASE("a drain closes idle keep-alive connections at once and answers 503 to
   TestDaemon d("custom_models:\n  - {id: slow, type: mock, mock: {latency: 400ms}}\n"
                "  - {id: demo, type: mock}\n");
   const std::string slow = chat_body("custom:slow");
-  const std::string quick = R"({"model":"custom:demo","max_tokens":5,"messages":[{"role":"user","content":"hi"}]})";
+  const std::string quick =
+      R"({"model":"custom:demo","max_tokens":5,"messages":[{"role":"user","content":"hi"}]})";
   auto post = [](const std::string& path, const std::string& body) {
-    return "POST " + path + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-           "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+    return "POST " + path +
+           " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+           "Content-Length: " +
+           std::to_string(body.size()) + "\r\n\r\n" + body;
   };
   // An idle keep-alive connection: one answered request, then nothing.
   const int idle = connect_to(d.port());

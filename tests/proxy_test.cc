@@ -504,4 +504,3 @@ TEST_CASE("64 slow streams held open do not stop a fresh short request from bein
   }
   CHECK(completed == k_streams);
 }
-

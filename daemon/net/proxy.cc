@@ -240,15 +240,15 @@ private:
     }
     if (steps.empty() && priced_skipped) {
       co_return fail(make_error(ErrorKind::rate_limited, "budget exhausted: " + budget.why +
-                                                          "; model \"" + m_body->model +
-                                                          "\" has no free target"));
+                                                             "; model \"" + m_body->model +
+                                                             "\" has no free target"));
     }
     if (steps.empty()) {
       co_return fail(make_error(ErrorKind::invalid_request,
-                             "model \"" + m_body->model + "\" resolves to " + incompatible +
-                                 ", and " + std::string(path_of(m_route)) +
-                                 " has no Anthropic counterpart",
-                             "model"));
+                                "model \"" + m_body->model + "\" resolves to " + incompatible +
+                                    ", and " + std::string(path_of(m_route)) +
+                                    " has no Anthropic counterpart",
+                                "model"));
     }
     if (m_route == ApiRoute::count_tokens) {
       co_return co_await count_tokens(steps);
@@ -829,10 +829,10 @@ private:
 
   // A 429 cools the key for as long as the upstream asks.
   void cool_down(TargetHealth& health, size_t key, const HttpHeaders& headers) {
-    const auto wait = retry_after(std::string(headers.get("retry-after")),
-                                  std::string(headers.get("retry-after-ms")),
-                                  std::chrono::system_clock::now())
-                          .value_or(k_default_cool_down);
+    const auto wait =
+        retry_after(std::string(headers.get("retry-after")),
+                    std::string(headers.get("retry-after-ms")), std::chrono::system_clock::now())
+            .value_or(k_default_cool_down);
     health.cool_key(key, Clock::now() + wait);
   }
 
@@ -1194,8 +1194,7 @@ private:
         break;
       case UpstreamExchange::Read::failed:
       case UpstreamExchange::Read::timed_out:
-        r.settle(read == UpstreamExchange::Read::timed_out ? Outcome::idle
-                                                           : c.exchange->failure());
+        r.settle(read == UpstreamExchange::Read::timed_out ? Outcome::idle : c.exchange->failure());
         c.exchange->cancel();
         r.broke_off("the upstream stream broke off before the answer was complete");
         done = true;

@@ -31,8 +31,8 @@ namespace modelmux {
 namespace net {
 
 namespace http = beast::http;
-using boost::system::error_code;
 using asio::ip::tcp;
+using boost::system::error_code;
 
 namespace {
 
@@ -111,7 +111,8 @@ namespace {
 
 std::string_view reason_of(int status) {
   const auto reason = http::obsolete_reason(static_cast<http::status>(status));
-  return reason.empty() ? std::string_view("Unknown") : std::string_view(reason.data(), reason.size());
+  return reason.empty() ? std::string_view("Unknown")
+                        : std::string_view(reason.data(), reason.size());
 }
 
 void refuse(HttpResponse& res, int status, Protocol protocol, ErrorKind kind, std::string message) {
@@ -211,7 +212,8 @@ Task<bool> Connection::read_request(http::request_parser<http::string_body>& par
   if (!ec) {
     const auto& head = parser.get();
     const auto expect = head[http::field::expect];
-    if (!expect.empty() && iequals(std::string_view(expect.data(), expect.size()), "100-continue")) {
+    if (!expect.empty() &&
+        iequals(std::string_view(expect.data(), expect.size()), "100-continue")) {
       // curl and some SDKs wait for this before sending a large body.
       auto [write_error, w] = co_await asio::async_write(
           m_stream, asio::buffer("HTTP/1.1 100 Continue\r\n\r\n", 25), k_use);

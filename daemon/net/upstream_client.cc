@@ -13,8 +13,8 @@
 namespace modelmux::net {
 
 namespace http = beast::http;
-using boost::system::error_code;
 using asio::ip::tcp;
+using boost::system::error_code;
 
 namespace {
 
@@ -136,7 +136,8 @@ Task<std::vector<tcp::endpoint>> UpstreamPools::resolve(const Origin& origin, er
     co_return std::vector<tcp::endpoint>{tcp::endpoint(address, port)};
   }
   const auto now = Clock::now();
-  if (const auto it = m_resolved.find(origin.key); it != m_resolved.end() && it->second.until > now) {
+  if (const auto it = m_resolved.find(origin.key);
+      it != m_resolved.end() && it->second.until > now) {
     co_return it->second.endpoints;
   }
   tcp::resolver resolver(m_io);
@@ -182,8 +183,8 @@ Task<bool> UpstreamExchange::connect(const Origin& origin, Clock::time_point dea
   error_code ec;
   const auto endpoints = co_await m_pools.resolve(origin, ec);
   if (ec || endpoints.empty()) {
-    fail(Outcome::connect_error, describe_connect_error(ec ? ec : asio::error::host_not_found,
-                                                        origin.tls));
+    fail(Outcome::connect_error,
+         describe_connect_error(ec ? ec : asio::error::host_not_found, origin.tls));
     co_return false;
   }
   m_connection = std::make_unique<UpstreamConnection>(m_pools.io());
@@ -200,8 +201,8 @@ Task<bool> UpstreamExchange::connect(const Origin& origin, Clock::time_point dea
   if (!origin.tls) {
     co_return true;
   }
-  auto tls = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(std::move(tcp_stream),
-                                                                     m_pools.tls());
+  auto tls =
+      std::make_unique<beast::ssl_stream<beast::tcp_stream>>(std::move(tcp_stream), m_pools.tls());
   if (!SSL_set_tlsext_host_name(tls->native_handle(), origin.host.c_str())) {
     fail(Outcome::connect_error, "TLS handshake failed (SNI)");
     co_return false;
@@ -267,8 +268,8 @@ Task<bool> UpstreamExchange::send_and_read_head(const UpstreamRequest& request,
                read_error == asio::error::connection_reset) {
       fail(Outcome::reset, "connection reset");
     } else {
-      fail(Outcome::malformed, "the upstream's HTTP answer is malformed (" +
-                                   read_error.message() + ")");
+      fail(Outcome::malformed,
+           "the upstream's HTTP answer is malformed (" + read_error.message() + ")");
     }
     co_return false;
   }
@@ -338,7 +339,8 @@ Task<UpstreamExchange::Read> UpstreamExchange::read(std::string_view& out,
     body.size = k_chunk_size;
     error_code ec;
     if (c.tls) {
-      std::tie(ec, std::ignore) = co_await http::async_read_some(*c.tls, c.buffer, *m_parser, k_use);
+      std::tie(ec, std::ignore) =
+          co_await http::async_read_some(*c.tls, c.buffer, *m_parser, k_use);
     } else {
       std::tie(ec, std::ignore) = co_await http::async_read_some(c.tcp, c.buffer, *m_parser, k_use);
     }
@@ -366,8 +368,8 @@ Task<UpstreamExchange::Read> UpstreamExchange::read_all(std::string& out, size_t
       co_return r;
     }
     if (out.size() + slice.size() > limit) {
-      fail(Outcome::malformed, "answer larger than server.max_answer_size (" +
-                                   std::to_string(limit / 1024) + " KiB)");
+      fail(Outcome::malformed,
+           "answer larger than server.max_answer_size (" + std::to_string(limit / 1024) + " KiB)");
       co_return Read::failed;
     }
     out.append(slice);
@@ -387,8 +389,8 @@ Task<UpstreamReply> send_buffered(UpstreamPools& pools, const Origin& origin,
   const auto read = co_await exchange.read_all(reply.body, max_answer, body_deadline);
   if (read != UpstreamExchange::Read::end) {
     reply.outcome = exchange.failure();
-    reply.detail = read == UpstreamExchange::Read::timed_out ? "no answer in time"
-                                                             : exchange.failure_detail();
+    reply.detail =
+        read == UpstreamExchange::Read::timed_out ? "no answer in time" : exchange.failure_detail();
     reply.body.clear();
     co_return reply;
   }

@@ -3,6 +3,7 @@
 // the log. One App, passed by reference; no singletons.
 #pragma once
 
+#include "modelmux/blocking_client.h"
 #include "modelmux/config.h"
 #include "modelmux/gateway_metrics.h"
 #include "modelmux/health.h"
@@ -11,7 +12,6 @@
 #include "modelmux/response_store.h"
 #include "modelmux/runtime_models.h"
 #include "modelmux/status.h"
-#include "modelmux/blocking_client.h"
 #include "modelmux/usage_log.h"
 
 #include <atomic>
@@ -26,7 +26,7 @@ struct Snapshot {
   std::shared_ptr<const Config> config;
   std::shared_ptr<const Registry> registry;
   std::vector<std::shared_ptr<ClientPool>> pools; // by registry target index: the prober's
-  std::vector<UpstreamOrigin> origins;             // by registry target index
+  std::vector<UpstreamOrigin> origins;            // by registry target index
   // By registry target index: the targets each entry stands for and their health (a custom
   // model one, a provider one per model). Kept across reloads for entries that keep their name.
   std::vector<std::shared_ptr<HealthGroup>> health;

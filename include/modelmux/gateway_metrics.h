@@ -5,8 +5,8 @@
 #pragma once
 
 #include "modelmux/metrics.h"
-#include "modelmux/protocol.h"
 #include "modelmux/outcome.h"
+#include "modelmux/protocol.h"
 #include "modelmux/usage.h"
 
 #include <array>
