@@ -65,7 +65,8 @@ int run_until_stopped(App& app, Server& server, const SystemdNotifier& notifier,
   Log& log = app.log();
   Done done;
 
-  // WATCHDOG=1 at half the interval, only while the server still answers its own /health.
+  // WATCHDOG=1 at half the interval, only while every event loop runs what is posted to it and
+  // the server still answers its own /health.
   std::thread watchdog;
   if (const auto interval = notifier.watchdog_interval()) {
     const std::string host =
@@ -75,6 +76,10 @@ int run_until_stopped(App& app, Server& server, const SystemdNotifier& notifier,
       self.set_connection_timeout(std::chrono::seconds(1));
       self.set_read_timeout(std::chrono::seconds(2));
       while (!done.wait(*interval / 2)) {
+        if (!server.loops_responsive(std::chrono::seconds(2))) {
+          log.warn("watchdog_missed", {{"reason", "an event loop did not answer within 2 s"}});
+          continue;
+        }
         const auto r = self.Get("/health");
         if (r && r->status == 200) {
           notifier.watchdog();

@@ -58,3 +58,10 @@ TEST_CASE("a reload swaps in a new config, and a broken one is refused while the
   CHECK(warned);
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("the watchdog sees every event loop answer while serving, and none once stopped") {
+  TestDaemon d("server: {workers: 3}\ncustom_models:\n  - {id: demo, type: mock}\n");
+  CHECK(d.server().loops_responsive(std::chrono::seconds(5)));
+  d.server().stop();
+  CHECK_FALSE(d.server().loops_responsive(std::chrono::milliseconds(200)));
+}

@@ -24,6 +24,8 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/status.hpp>
 #include <boost/beast/http/string_body.hpp>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 
 namespace modelmux {
@@ -498,6 +500,27 @@ void Server::drain() {
       }
     });
   }
+}
+
+bool Server::loops_responsive(std::chrono::milliseconds timeout) {
+  struct Answers {
+    std::mutex mutex;
+    std::condition_variable changed;
+    size_t count = 0;
+  };
+  auto answers = std::make_shared<Answers>();
+  for (auto& w : m_impl->workers) {
+    asio::post(w->io, [answers] {
+      {
+        std::lock_guard lock(answers->mutex);
+        ++answers->count;
+      }
+      answers->changed.notify_all();
+    });
+  }
+  std::unique_lock lock(answers->mutex);
+  const size_t n = m_impl->workers.size();
+  return answers->changed.wait_for(lock, timeout, [&] { return answers->count == n; });
 }
 
 void Server::stop() {

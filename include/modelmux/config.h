@@ -130,7 +130,7 @@ struct ServerConfig {
   // The largest whole (not streamed) answer read from an upstream; a bigger one is a failed
   // attempt, so a hostile or broken upstream cannot make modelmux buffer without limit.
   int64_t max_answer_size = 64 * 1024 * 1024;
-  // Longest silence while reading a client's request line, headers or body.
+  // Longest a client may take to send a whole request (line, headers, body) from its first byte.
   Millis read_timeout = std::chrono::seconds(30);
   Millis request_timeout = std::chrono::minutes(10);
 };

@@ -7,6 +7,7 @@
 #include "modelmux/app.h"
 #include "modelmux/result.h"
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -30,6 +31,9 @@ public:
   // request arriving on an open connection is answered 503 (and the connection closed), while
   // requests in flight, streams included, finish. serve() returns when they have.
   void drain();
+  // True when every event loop ran a no-op posted to it within timeout: none is stuck. The
+  // systemd watchdog pings only then.
+  bool loops_responsive(std::chrono::milliseconds timeout);
 
 private:
   struct Impl;
