@@ -412,6 +412,30 @@ TEST_CASE("a drain closes idle keep-alive connections at once and answers 503 to
   ::close(busy);
 }
 
+TEST_CASE("past server.max_connections a new connection waits in the backlog until one closes") {
+  TestDaemon d("server: {max_connections: 16}\ncustom_models:\n  - {id: demo, type: mock}\n");
+  const std::string health = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+  auto answered = [](const std::string& b) { return b.find("\"status\"") != std::string::npos; };
+  std::vector<int> held;
+  for (int i = 0; i < 16; ++i) {
+    const int fd = connect_to(d.port());
+    REQUIRE(fd >= 0);
+    send_all(fd, health);
+    REQUIRE(status_of(read_from(fd, std::chrono::seconds(10), answered).bytes) == 200);
+    held.push_back(fd); // kept open, idle
+  }
+  const int extra = connect_to(d.port()); // the kernel completes it; modelmux does not take it
+  REQUIRE(extra >= 0);
+  send_all(extra, health);
+  CHECK(read_from(extra, std::chrono::milliseconds(300)).bytes.empty());
+  ::close(held.front());
+  CHECK(status_of(read_from(extra, std::chrono::seconds(10), answered).bytes) == 200);
+  ::close(extra);
+  for (size_t i = 1; i < held.size(); ++i) {
+    ::close(held[i]);
+  }
+}
+
 TEST_CASE("oversized headers and URLs are refused and the daemon keeps serving") {
   TestDaemon d(k_daemon);
   for (const std::string& request :

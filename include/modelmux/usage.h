@@ -4,7 +4,7 @@
 #pragma once
 
 #include "modelmux/config.h"
-#include "modelmux/translate.h"
+#include "modelmux/token_usage.h"
 
 #include <array>
 #include <cstdint>

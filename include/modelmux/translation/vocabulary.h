@@ -5,6 +5,7 @@
 
 #include "modelmux/json.h"
 #include "modelmux/registry.h"
+#include "modelmux/token_usage.h"
 
 #include <cstdint>
 #include <optional>
@@ -13,18 +14,6 @@
 #include <utility>
 
 namespace modelmux {
-
-// Token counts of an answer, kept the way Anthropic reports them: input_tokens excludes the
-// cached ones, which OpenAI folds into prompt_tokens. Converting never counts a token twice.
-struct TokenUsage {
-  int64_t input_tokens = 0;
-  int64_t output_tokens = 0;
-  int64_t cache_read_tokens = 0;
-  int64_t cache_write_tokens = 0;
-  bool reported = false; // false: the upstream sent none
-
-  int64_t prompt_tokens() const { return input_tokens + cache_read_tokens + cache_write_tokens; }
-};
 
 // Reads {"prompt_tokens", "completion_tokens", "prompt_tokens_details": {"cached_tokens"}}.
 void read_openai_usage(const simdjson::dom::object& usage, TokenUsage& out);
