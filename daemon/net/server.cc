@@ -416,6 +416,7 @@ Server::Server(App& app) : m_impl(std::make_unique<Impl>(app)) {
 
 Server::~Server() {
   stop();
+  m_impl->idle_guards.clear(); // they point into the workers' io_contexts
   m_impl->room.reset();
   m_impl->acceptor.reset();
   m_impl->workers.clear();
