@@ -46,6 +46,10 @@ TEST_CASE("every request's tokens and cost reach the usage log and the usage API
                     "application/json");
   });
   FakeUpstream broken([](const httplib::Request&, httplib::Response& res) { res.status = 500; });
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("modelmux-accounting-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  const auto path = (dir / "usage.jsonl").string();
   TestDaemon d(fill(R"(
 providers:
   cloud:
@@ -68,12 +72,8 @@ routing:
                     {{"local", local.base_url()},
                      {"claude", claude.base_url()},
                      {"broken", broken.base_url()},
-                     {"dead", std::to_string(dead_port())}}));
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("modelmux-accounting-" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
-  const auto path = (dir / "usage.jsonl").string();
-  REQUIRE(d.app().open_usage_log(path));
+                     {"dead", std::to_string(dead_port())}}),
+               path);
 
   auto c = d.client();
   // 1. 1000 in, 200 out at $0.10/$0.20: 140 micro-dollars; at the reference: 4500.
@@ -263,8 +263,8 @@ custom_models:
   - {id: free, type: mock}
 budget: {monthly_usd: 0.0003}
 )",
-                    {{"local", local.base_url()}}));
-  REQUIRE(d.app().open_usage_log(path));
+                    {{"local", local.base_url()}}),
+               path);
   auto c = d.client();
   const auto usage = c.Get("/api/usage?period=month");
   REQUIRE(usage);
