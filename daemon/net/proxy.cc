@@ -169,16 +169,20 @@ public:
 
   ~ProxyRequest() {
     m_app.metrics().request_finished(m_route);
-    m_worker.give_back(std::move(m_parser));
+    release_parser();
   }
 
   ProxyRequest(const ProxyRequest&) = delete;
   ProxyRequest& operator=(const ProxyRequest&) = delete;
 
-  // Answers the request: a whole response once decided, or a stream already relayed.
+  // Answers the request: a whole response once decided, or a stream relayed.
   Task<void> run() {
     co_await decide();
-    if (!m_streamed) {
+    m_body = nullptr; // it lived in decide()'s frame
+    if (m_committed) {
+      release_parser(); // the relay needs nothing more of the parsed request
+      co_await finish_stream();
+    } else if (!m_streamed) {
       co_await m_reply.send(m_res);
     }
   }
@@ -310,6 +314,16 @@ private:
     void broke_off(const std::string& why) {
       relay->write_failure(make_error(ErrorKind::upstream, why), out);
     }
+  };
+
+  // A stream whose first byte is on its way to the client: what its relay and its usage record
+  // need, once the attempt loop has ended.
+  struct Committed {
+    std::unique_ptr<UpstreamExchange> exchange;
+    std::unique_ptr<RelayState> relay;
+    std::chrono::milliseconds idle{0};
+    UsageRecord usage;
+    TokenUsage estimated;
   };
 
   // One upstream exchange on its way to a first byte: alone, or racing another when hedged.
@@ -451,6 +465,15 @@ private:
       co_return std::nullopt;
     }
     co_return std::move(reply.body);
+  }
+
+  // Returns the body parser to the worker once nothing reads the parsed request any more (a
+  // stream's relay needs none of it): 9,000 open streams would otherwise hold 9,000 parsers.
+  // m_body's root is not to be read after this.
+  void release_parser() {
+    if (m_parser) {
+      m_worker.give_back(std::move(m_parser));
+    }
   }
 
   // The time to first byte a target is given, within the request's own deadline.
@@ -989,6 +1012,7 @@ private:
                    elapsed_ms(m_record.started), elapsed_ms(m_record.started));
     observe_overhead();
     m_streamed = true;
+    release_parser();
     bool client_ok = co_await m_reply.begin_stream(m_res);
     for (size_t i = 0; client_ok && i < reply.events.size(); ++i) {
       client_ok = co_await m_reply.write(reply.events[i]);
@@ -1040,8 +1064,11 @@ private:
   Task<void> advance(Contender& c) {
     const auto deadline = c.first_byte_deadline;
     if (!c.head_seen) {
-      if (!co_await c.exchange->start(m_snapshot.origins[c.step->target->index], c.request,
-                                      deadline)) {
+      const bool started =
+          co_await c.exchange->start(m_snapshot.origins[c.step->target->index], c.request,
+                                     deadline);
+      c.request = UpstreamRequest{}; // sent: a long stream keeps no copy of its body
+      if (!started) {
         co_return decide(c, Contender::Phase::failed, c.exchange->failure(),
                          c.exchange->failure_detail());
       }
@@ -1136,7 +1163,22 @@ private:
     m_record.attempts = m_attempts.size();
     observe_overhead();
     m_streamed = true;
-    auto usage = usage_draft();
+    // The relay runs from run(), once decide() and the attempt loop have returned: a stream
+    // that lasts minutes holds their coroutine frames (the route, the parsed request) no longer.
+    m_committed = std::make_unique<Committed>();
+    m_committed->exchange = std::move(c.exchange);
+    m_committed->relay = std::move(c.relay);
+    m_committed->idle = step.target->idle_timeout;
+    m_committed->usage = usage_draft();
+    m_committed->estimated = estimate(0);
+    co_return Try::served;
+  }
+
+  // A committed stream, relayed to its end, then settled and recorded.
+  Task<void> finish_stream() {
+    Committed& c = *m_committed;
+    RelayState& r = *c.relay;
+    auto& usage = c.usage;
     co_await relay_stream(c);
     if (r.outcome != Outcome::ok) {
       usage.outcome = std::string(to_string(r.outcome));
@@ -1152,22 +1194,21 @@ private:
     }
     log_request(m_app.log(), m_record);
     const auto& reported = r.relay->usage();
-    auto guess = estimate(0);
+    auto guess = c.estimated;
     guess.output_tokens = static_cast<int64_t>((r.relay->output_bytes() + 3) / 4);
     complete_usage(usage, reported.reported ? reported : guess, m_served_price,
                    m_snapshot.reference_price, elapsed_ms(m_record.started),
                    static_cast<double>(r.first_byte_latency.count()));
     m_app.record_usage(std::move(usage));
-    co_return Try::served;
   }
 
   // Relays a committed stream to the client: each slice read from the upstream only once the
   // client took the one before (a slow reader slows the upstream read; nothing piles up). A
   // stream that breaks, sends a malformed event or ends short ends with an error event, never
   // a clean end.
-  Task<void> relay_stream(Contender& c) {
+  Task<void> relay_stream(Committed& c) {
     RelayState& r = *c.relay;
-    const auto idle = c.step->target->idle_timeout;
+    const auto idle = c.idle;
     bool client_ok = co_await m_reply.begin_stream(m_res);
     std::string_view slice;
     bool done = false;
@@ -1287,7 +1328,8 @@ private:
   ClientReply& m_reply;
   std::unique_ptr<BodyParser> m_parser;
   HttpResponse m_res;
-  bool m_streamed = false; // the answer went out as a stream, already written
+  bool m_streamed = false; // the answer goes out as a stream
+  std::unique_ptr<Committed> m_committed;
   const RequestBody* m_body = nullptr;
   std::vector<Attempt> m_attempts;
   // Why the request could not be translated for a target it had to be translated for.

@@ -290,6 +290,26 @@ Task<void> Connection::handle(HttpRequest& request) {
   co_await send(response);
 }
 
+namespace {
+
+HttpRequest to_request(http::request<http::string_body>& message) {
+  HttpRequest request;
+  request.method = std::string(message.method_string());
+  const std::string_view target(message.target().data(), message.target().size());
+  const size_t q = target.find('?');
+  request.path = std::string(target.substr(0, q));
+  if (q != std::string_view::npos) {
+    request.query = std::string(target.substr(q + 1));
+  }
+  for (const auto& field : message) {
+    request.headers.add(std::string(field.name_string()), std::string(field.value()));
+  }
+  request.body = std::move(message.body());
+  return request;
+}
+
+} // namespace
+
 Task<void> Connection::run() {
   error_code ignored;
   m_stream.socket().set_option(tcp::no_delay(true), ignored);
@@ -308,30 +328,21 @@ Task<void> Connection::run() {
       m_buffer.commit(n);
     }
     m_busy = true;
-    http::request_parser<http::string_body> parser;
+    // The parser (and its copy of the headers) lives only while the request is read: a stream
+    // that then runs for minutes holds none of it.
+    auto parser = std::make_unique<http::request_parser<http::string_body>>();
     HttpResponse refusal;
-    if (!co_await read_request(parser, refusal)) {
+    if (!co_await read_request(*parser, refusal)) {
       if (refusal.status != 0) {
         m_keep_alive = false;
         co_await send(refusal);
       }
       break;
     }
-    auto& message = parser.get();
-    HttpRequest request;
-    request.method = std::string(message.method_string());
-    const std::string_view target(message.target().data(), message.target().size());
-    const size_t q = target.find('?');
-    request.path = std::string(target.substr(0, q));
-    if (q != std::string_view::npos) {
-      request.query = std::string(target.substr(q + 1));
-    }
-    for (const auto& field : message) {
-      request.headers.add(std::string(field.name_string()), std::string(field.value()));
-    }
-    request.body = std::move(message.body());
-    m_keep_alive = message.keep_alive();
-    m_head_request = message.method() == http::verb::head;
+    HttpRequest request = to_request(parser->get());
+    m_keep_alive = parser->get().keep_alive();
+    m_head_request = parser->get().method() == http::verb::head;
+    parser.reset();
     co_await handle(request);
     if (closing() || !m_stream.socket().is_open()) {
       break;

@@ -21,7 +21,7 @@ namespace {
 constexpr auto k_use = asio::as_tuple(asio::use_awaitable);
 // A relayed slice: big enough for any SSE event an upstream sends at once, small enough that a
 // worker holding thousands of streams stays within its memory budget.
-constexpr size_t k_chunk_size = 16 * 1024;
+constexpr size_t k_chunk_size = 4 * 1024;
 // Idle connections kept per origin and worker, and how long one may sit unused (upstream
 // servers close theirs after 5 s to a few minutes; reusing one they closed costs a retry).
 constexpr size_t k_max_idle_per_origin = 256;
