@@ -172,6 +172,9 @@ Task<bool> Connection::begin_stream(HttpResponse& head) {
   if (closing()) {
     m_keep_alive = false;
   }
+  if (m_buffer.size() == 0) {
+    m_buffer.shrink_to_fit(); // the request's read buffer, held for nothing while a stream runs
+  }
   write_head(head, true, 0);
   m_stream.expires_after(k_write_timeout);
   auto [ec, n] = co_await asio::async_write(m_stream, asio::buffer(m_head), k_use);
