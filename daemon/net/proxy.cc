@@ -1064,9 +1064,8 @@ private:
   Task<void> advance(Contender& c) {
     const auto deadline = c.first_byte_deadline;
     if (!c.head_seen) {
-      const bool started =
-          co_await c.exchange->start(m_snapshot.origins[c.step->target->index], c.request,
-                                     deadline);
+      const bool started = co_await c.exchange->start(m_snapshot.origins[c.step->target->index],
+                                                      c.request, deadline);
       c.request = UpstreamRequest{}; // sent: a long stream keeps no copy of its body
       if (!started) {
         co_return decide(c, Contender::Phase::failed, c.exchange->failure(),
