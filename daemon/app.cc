@@ -33,6 +33,7 @@ SnapshotLoad finish_load(ConfigLoad load) {
     }
     snapshot->health.push_back(std::make_shared<HealthGroup>(
         t.name, !t.is_custom, snapshot->config->health, t.endpoint.api_keys.size(), catalog));
+    snapshot->slots.push_back(std::make_shared<TargetSlots>(t.endpoint.slot_limits()));
   }
   if (const auto& ref = snapshot->config->routing.reference_model) {
     if (const auto route = resolve_route(*snapshot->registry, ref->text); route) {
@@ -196,6 +197,8 @@ void App::publish(std::shared_ptr<const Snapshot> snapshot) {
       if (o.name == t.name) {
         next->health[t.index] = old->health[o.index];
         next->health[t.index]->reconfigure(next->config->health, t.endpoint.api_keys.size());
+        next->slots[t.index] = old->slots[o.index];
+        next->slots[t.index]->configure(t.endpoint.slot_limits());
         break;
       }
     }
@@ -223,6 +226,11 @@ std::string App::metrics_text() const {
   for (const auto& v : target_views(*snapshot)) {
     gauges.target_states.emplace_back(v.name, static_cast<int>(v.health->report(now).state));
   }
+  for (const auto& t : snapshot->registry->targets()) {
+    if (t.endpoint.max_concurrency.value_or(0) > 0) {
+      gauges.queue_depths.emplace_back(t.name, snapshot->slots[t.index]->view().queued);
+    }
+  }
   const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                           std::chrono::system_clock::now().time_since_epoch())
                           .count();
@@ -246,6 +254,12 @@ std::string App::status_json(std::string_view health_json) const {
     in.targets.emplace_back(v.name, v.entry);
   }
   in.budget = &snapshot->config->budget;
+  for (const auto& t : snapshot->registry->targets()) {
+    if (t.endpoint.max_concurrency.value_or(0) > 0) {
+      in.slots.emplace(&t, snapshot->slots[t.index]->view());
+    }
+  }
+  in.spills = m_metrics.spills_by_target();
   in.health_json = health_json;
   std::lock_guard lock(m_stats_mutex);
   in.all = m_stats.totals();

@@ -743,6 +743,20 @@ bool read_endpoint_key(Loader& l, const std::string& key, const YAML::Node& v, c
     }
   } else if (key == "max_output_tokens") {
     e.max_output_tokens = l.integer(v, p, 1, 100'000'000);
+  } else if (key == "capabilities") {
+    Capabilities caps;
+    l.each_item(v, p, [&](const YAML::Node& c, const std::string& cp) {
+      if (auto i = l.choice(c, cp, {"tools", "vision", "json_schema", "reasoning"})) {
+        caps.add(k_capabilities[*i]);
+      }
+    });
+    e.capabilities = caps;
+  } else if (key == "max_concurrency") {
+    e.max_concurrency = l.integer(v, p, 0, 100'000);
+  } else if (key == "max_queue") {
+    e.max_queue = l.integer(v, p, 0, 100'000);
+  } else if (key == "queue_timeout") {
+    e.queue_timeout = l.duration(v, p);
   } else {
     return false;
   }
@@ -770,9 +784,21 @@ void check_endpoint(Loader& l, const YAML::Node& n, const std::string& path,
   }
 }
 
-const std::vector<std::string> k_endpoint_keys = {
-    "type",       "timeout", "idle_timeout", "probe",     "deployment",       "api_version",
-    "tls_verify", "mock",    "params",       "responses", "max_output_tokens"};
+const std::vector<std::string> k_endpoint_keys = {"type",
+                                                  "timeout",
+                                                  "idle_timeout",
+                                                  "probe",
+                                                  "deployment",
+                                                  "api_version",
+                                                  "tls_verify",
+                                                  "mock",
+                                                  "params",
+                                                  "responses",
+                                                  "max_output_tokens",
+                                                  "capabilities",
+                                                  "max_concurrency",
+                                                  "max_queue",
+                                                  "queue_timeout"};
 
 template <typename... Extra> std::vector<std::string> keys_with(Extra... extra) {
   std::vector<std::string> keys = k_endpoint_keys;
@@ -981,6 +1007,16 @@ void inherit_providers(Loader& l, Config& c, const std::vector<CustomMarks>& mar
     if (m.endpoint.max_output_tokens) {
       e.max_output_tokens = m.endpoint.max_output_tokens;
     }
+    // What a model can do and how many requests it takes are the model's own; the provider's
+    // settings stand where the model sets none.
+    if (m.endpoint.capabilities) {
+      e.capabilities = m.endpoint.capabilities;
+    }
+    if (m.endpoint.max_concurrency) {
+      e.max_concurrency = m.endpoint.max_concurrency;
+      e.max_queue = m.endpoint.max_queue;
+      e.queue_timeout = m.endpoint.queue_timeout;
+    }
     if (m.endpoint.mock.latency.count() != 0 || m.endpoint.mock.fail_rate != 0.0) {
       e.mock = m.endpoint.mock;
     }
@@ -1075,7 +1111,7 @@ void read_top_level(Loader& l, const YAML::Node& root, Config& c) {
         } else if (key == "routing") {
           l.each_key(v, p,
                      {"auto", "prefer", "fallback", "reference_model", "passthrough", "timeout",
-                      "idle_timeout", "hedge_after"},
+                      "idle_timeout", "hedge_after", "spill_after"},
                      [&](const std::string& k, const YAML::Node& vv, const std::string& pp,
                          const YAML::Node&) {
                        if (k == "auto") {
@@ -1095,6 +1131,7 @@ void read_top_level(Loader& l, const YAML::Node& root, Config& c) {
                        } else if (auto d = l.duration(vv, pp)) {
                          (k == "timeout"        ? c.routing.timeout
                           : k == "idle_timeout" ? c.routing.idle_timeout
+                          : k == "spill_after"  ? c.routing.spill_after
                                                 : c.routing.hedge_after) = *d;
                        }
                      });
@@ -1243,6 +1280,18 @@ ConfigLoad load_config_file(const std::string& path, const ConfigEnvironment& en
     return out;
   }
   return load_config_text(*text, path, env);
+}
+
+} // namespace modelmux
+
+namespace modelmux {
+
+SlotLimits EndpointSettings::slot_limits() const {
+  SlotLimits limits;
+  limits.max_concurrency = max_concurrency.value_or(0);
+  limits.max_queue = max_queue.value_or(limits.max_queue);
+  limits.queue_timeout = queue_timeout.value_or(limits.queue_timeout);
+  return limits;
 }
 
 } // namespace modelmux

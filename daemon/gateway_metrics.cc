@@ -54,6 +54,12 @@ GatewayMetrics::GatewayMetrics()
                   "Moves from a failed target to the next in the chain.", {"from", "to"}),
       m_cost_micros("modelmux_cost_usd_total", "Spend in USD, by serving target.", {"target"}),
       m_reloads("modelmux_config_reloads_total", "Config reloads by result.", {"result"}),
+      m_spills("modelmux_spills_total",
+               "Requests that moved on from a busy target (no slot in time) to the one that "
+               "served them.",
+               {"from", "to"}),
+      m_queue_wait("modelmux_queue_wait_seconds", "Time waited in a target's queue for a slot.",
+                   {"target"}, latency_buckets()),
       m_duration("gen_ai_server_request_duration_seconds",
                  "Time from request to the end of the answer.",
                  {"gen_ai_request_model", "gen_ai_provider_name", "target"}, latency_buckets()),
@@ -86,6 +92,14 @@ void GatewayMetrics::overhead(ApiRoute route, double seconds) {
   m_overhead[index(route)]->observe(std::max(0.0, seconds));
 }
 
+void GatewayMetrics::queue_wait(const std::string& target, double seconds) {
+  m_queue_wait.at({target}).observe(std::max(0.0, seconds));
+}
+
+void GatewayMetrics::spill(const std::string& from, const std::string& to) {
+  m_spills.at({from, to}).fetch_add(1, std::memory_order_relaxed);
+}
+
 void GatewayMetrics::observe(const UsageRecord& r, std::string_view provider, bool with_reference) {
   // A model that resolved to nothing is the client's text: it stays out of the labels.
   const std::string model = r.status == 404 ? "(unknown)" : r.model;
@@ -114,6 +128,14 @@ void GatewayMetrics::observe(const UsageRecord& r, std::string_view provider, bo
       .observe(static_cast<double>(r.input_tokens));
   m_tokens.at({"output", model, std::string(provider), r.target})
       .observe(static_cast<double>(r.output_tokens));
+}
+
+std::map<std::string, int64_t> GatewayMetrics::spills_by_target() const {
+  std::map<std::string, int64_t> out;
+  m_spills.each([&](const std::vector<std::string>& labels, const AtomicCount& count) {
+    out[labels[0]] += count.load();
+  });
+  return out;
 }
 
 void GatewayMetrics::config_reload(bool ok) {
@@ -157,6 +179,17 @@ std::vector<MetricFamily> GatewayMetrics::collect(const ScrapeGauges& gauges) co
     states.samples.push_back(Sample{{{"target", target}}, static_cast<double>(state), {}});
   }
   out.push_back(std::move(states));
+
+  MetricFamily depths{"modelmux_queue_depth",
+                      "Requests waiting for a slot at a target with max_concurrency.",
+                      "gauge",
+                      {}};
+  for (const auto& [target, depth] : gauges.queue_depths) {
+    depths.samples.push_back(Sample{{{"target", target}}, static_cast<double>(depth), {}});
+  }
+  out.push_back(std::move(depths));
+  out.push_back(family_of(m_spills, "counter", counter));
+  out.push_back(family_of(m_queue_wait, "histogram", histogram));
 
   MetricFamily inflight{"modelmux_inflight_requests", "Requests in flight, by route.", "gauge", {}};
   for (const auto route : k_routes) {

@@ -302,6 +302,31 @@ Result<Route> resolve_route(const Registry& registry, std::string_view model,
                       "messages");
   }
 
+  // Skip targets that cannot do what the request needs (tools, images, ...); none left is the
+  // client's error, named, rather than an answer from a model that ignored half the request.
+  if (!options.needs.empty()) {
+    std::vector<RouteStep> able;
+    std::string targets;
+    for (auto& s : fits) {
+      const auto lacks =
+          options.needs.missing_from(s.target->endpoint.capabilities.value_or(Capabilities::all()));
+      if (lacks.empty()) {
+        able.push_back(std::move(s));
+      } else {
+        route.skipped.push_back(SkippedStep{s.label, "lacks " + to_string(lacks)});
+        targets += (targets.empty() ? "" : ", ") + s.label;
+      }
+    }
+    if (able.empty()) {
+      return make_error(ErrorKind::invalid_request,
+                        "the request needs " + to_string(options.needs) +
+                            ", which no target for model \"" + std::string(model) + "\" has (" +
+                            targets + ")",
+                        "model");
+    }
+    fits = std::move(able);
+  }
+
   // Skip targets that may not serve now while another can; when none can, try them all.
   if (options.usable) {
     std::vector<RouteStep> usable;

@@ -217,6 +217,15 @@ std::string status_json(const StatusInputs& in, const TrafficHistory& history) {
     w.field("requests_per_minute", TrafficHistory::attempts_in_last_minute(traffic, in.now_ms));
     write_percentiles(w, "latency_ms", traffic.latency_ms.p50_p95_p99());
     write_percentiles(w, "ttft_ms", traffic.ttft_ms.p50_p95_p99());
+    const auto spills = in.spills.find(name);
+    w.field("spills", spills == in.spills.end() ? int64_t{0} : spills->second);
+    if (const auto slots = in.slots.find(&t); slots != in.slots.end()) {
+      w.key("slots").begin_object();
+      w.field("max", int64_t{slots->second.limits.max_concurrency});
+      w.field("in_use", int64_t{slots->second.in_use});
+      w.field("queued", int64_t{slots->second.queued});
+      w.end_object();
+    }
     w.end_object();
   }
   w.end_array();
@@ -316,6 +325,17 @@ std::string percentiles(element p, bool measured) {
          ms(number_or(p["p99"]));
 }
 
+// "3/4 q2": slots in use of the limit, and the queue; "-" for a target without a limit.
+std::string slots_text(element target) {
+  element slots;
+  if (target["slots"].get(slots)) {
+    return "-";
+  }
+  return format("%.0f", number_or(slots["in_use"])) + "/" +
+         format("%.0f", number_or(slots["max"])) + " q" +
+         format("%.0f", number_or(slots["queued"]));
+}
+
 std::string pad(std::string s, size_t width) {
   if (s.size() < width) {
     s.append(width - s.size(), ' ');
@@ -346,7 +366,7 @@ Result<std::string> status_text(std::string_view body) {
     }
   }
   out << pad("TARGET", 28) << pad("STATE", 10) << pad("REQ/MIN", 9) << pad("SUCCESS", 9)
-      << pad("LATENCY P50/P95/P99", 24) << "WHY\n";
+      << pad("LATENCY P50/P95/P99", 24) << pad("SLOTS", 12) << pad("SPILLS", 8) << "WHY\n";
   simdjson::dom::array targets;
   if (!doc["targets"].get_array().get(targets)) {
     for (element t : targets) {
@@ -364,7 +384,9 @@ Result<std::string> status_text(std::string_view body) {
           t["success_rate"].is_null() ? "-" : format("%.1f%%", number_or(t["success_rate"]));
       out << pad(name, 28) << pad(state, 10)
           << pad(format("%.0f", number_or(t["requests_per_minute"])), 9) << pad(success, 9)
-          << pad(percentiles(t["latency_ms"], number_or(t["succeeded"]) > 0), 24) << why << "\n";
+          << pad(percentiles(t["latency_ms"], number_or(t["succeeded"]) > 0), 24)
+          << pad(slots_text(t), 12) << pad(format("%.0f", number_or(t["spills"])), 8) << why
+          << "\n";
     }
   }
   element traffic = doc["traffic"];

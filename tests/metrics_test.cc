@@ -193,8 +193,11 @@ TEST_CASE("modelmux's metrics carry the SPEC names, types and labels after a req
   unknown.failed_targets.clear();
   m.observe(unknown, "none", true);
   m.config_reload(true);
+  m.spill("custom:local", "openai:gpt-4o-mini");
+  m.queue_wait("custom:local", 0.25);
   ScrapeGauges g;
   g.target_states = {{"custom:local", 0}, {"custom:dead", 3}};
+  g.queue_depths = {{"custom:local", 3}};
   g.budget_remaining_micros = 9'999'860;
   read_process_gauges(g);
   const auto text = render_exposition(m.collect(g));
@@ -208,6 +211,9 @@ TEST_CASE("modelmux's metrics carry the SPEC names, types and labels after a req
       {"modelmux_cost_usd_total", "counter"},
       {"modelmux_savings_usd_total", "counter"},
       {"modelmux_target_state", "gauge"},
+      {"modelmux_queue_depth", "gauge"},
+      {"modelmux_spills_total", "counter"},
+      {"modelmux_queue_wait_seconds", "histogram"},
       {"modelmux_inflight_requests", "gauge"},
       {"modelmux_config_reloads_total", "counter"},
       {"modelmux_build_info", "gauge"},
@@ -222,6 +228,11 @@ TEST_CASE("modelmux's metrics carry the SPEC names, types and labels after a req
   };
   CHECK(parsed.types == expected_types);
   check_histograms(parsed);
+  CHECK(text.find(R"(modelmux_queue_depth{target="custom:local"} 3)") != std::string::npos);
+  CHECK(text.find(R"(modelmux_spills_total{from="custom:local",to="openai:gpt-4o-mini"} 1)") !=
+        std::string::npos);
+  CHECK(text.find(R"(modelmux_queue_wait_seconds_count{target="custom:local"} 1)") !=
+        std::string::npos);
   CHECK(text.find(R"(modelmux_requests_total{route="/v1/chat/completions",model="code",)"
                   R"(target="custom:local",code="200"} 1)") != std::string::npos);
   CHECK(text.find(R"x(model="(unknown)",target="none",code="404"} 1)x") != std::string::npos);

@@ -13,6 +13,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <chrono>
 #include <random>
@@ -178,7 +179,8 @@ public:
   // Answers the request: a whole response once decided, or a stream relayed.
   Task<void> run() {
     co_await decide();
-    m_body = nullptr; // it lived in decide()'s frame
+    m_body = nullptr;  // it lived in decide()'s frame
+    m_lease.release(); // a whole answer is in: the target's slot is free (a stream holds its own)
     if (m_committed) {
       release_parser(); // the relay needs nothing more of the parsed request
       co_await finish_stream();
@@ -209,6 +211,7 @@ private:
     RouteOptions options;
     options.policy = policy.value();
     options.estimated_prompt_tokens = m_body->estimated_prompt_tokens;
+    options.needs = needed_capabilities(m_route, m_body->root);
     const auto now = Clock::now();
     options.usable = [this, now](const RouteStep& s) { return health_of(s).usable(now); };
     options.learned_context_window = [this](const Target& t, std::string_view model) {
@@ -217,6 +220,11 @@ private:
     auto route = resolve_route(*m_snapshot.registry, m_body->model, options);
     if (!route) {
       co_return fail(route.error());
+    }
+    for (const auto& skipped : route->skipped) {
+      if (skipped.reason.starts_with("lacks ")) { // a capability the request needs
+        m_skips.push_back(Skip{skipped.label, skipped.reason, false});
+      }
     }
 
     // Each step by its target's one name, the name its health, metrics and records carry.
@@ -259,6 +267,10 @@ private:
     }
     const auto hedge_after = m_snapshot.config->routing.hedge_after;
     for (size_t i = 0; i < steps.size() && Clock::now() < m_deadline; ++i) {
+      // A busy target (no slot within its queue's limits) is skipped, not tried.
+      if (!co_await take_slot(*steps[i])) {
+        continue;
+      }
       const bool hedge = hedge_after.count() > 0 && i + 1 < steps.size() &&
                          steps[i]->target->endpoint.type != TargetType::mock &&
                          steps[i + 1]->target->endpoint.type != TargetType::mock;
@@ -272,6 +284,7 @@ private:
       if (served) {
         co_return;
       }
+      m_lease.release();
       i += second_used ? 1 : 0;
     }
     // A request that no target could even be sent (every one needed a translation the request
@@ -279,7 +292,96 @@ private:
     if (m_attempts.empty() && m_refusal) {
       co_return fail(*m_refusal);
     }
+    // Every target was busy: a 503 the SDKs retry, after a second.
+    if (m_attempts.empty() &&
+        std::any_of(m_skips.begin(), m_skips.end(), [](const Skip& s) { return s.busy; })) {
+      m_res.headers.set("retry-after", "1");
+      co_return fail(
+          make_error(ErrorKind::unavailable,
+                     "every target for model \"" + m_body->model + "\" is busy: " + skips_text()));
+    }
     fail(all_failed(m_body->model, m_attempts));
+  }
+
+  // A slot at step's target into m_lease: at once, after a wait in its queue, or not at all
+  // (the target is busy; skipped, recorded in m_skips). A target without max_concurrency
+  // costs one branch here.
+  Task<bool> take_slot(const RouteStep& step) {
+    if (step.target->endpoint.max_concurrency.value_or(0) <= 0) {
+      co_return true;
+    }
+    const auto& slots = m_snapshot.slots[step.target->index];
+    const auto started = Clock::now();
+    // The wake comes from whichever worker gave a slot back; it is posted to this one, where
+    // the timer the wait sleeps on lives.
+    struct Wait {
+      explicit Wait(asio::io_context& io) : timer(io) {}
+      asio::steady_timer timer;
+      bool woken = false;
+    };
+    auto wait = std::make_shared<Wait>(m_worker.io);
+    auto admission = slots->acquire(started, m_snapshot.config->routing.spill_after,
+                                    [wait, executor = m_worker.io.get_executor()] {
+                                      asio::post(executor, [wait] {
+                                        wait->woken = true;
+                                        wait->timer.cancel();
+                                      });
+                                    });
+    switch (admission.decision) {
+    case TargetSlots::Decision::granted:
+      m_lease = SlotLease(slots, started);
+      co_return true;
+    case TargetSlots::Decision::full:
+      skip_busy(step, "busy: queue full");
+      co_return false;
+    case TargetSlots::Decision::spill:
+      skip_busy(step, "busy: expected wait over spill_after");
+      co_return false;
+    case TargetSlots::Decision::queued:
+      break;
+    }
+    // Leaves the queue however the wait ends, a coroutine destroyed at shutdown included; a
+    // slot granted meanwhile is given back.
+    struct Leave {
+      std::shared_ptr<TargetSlots> slots;
+      std::shared_ptr<TargetSlots::Waiter> waiter;
+      bool done = false;
+      ~Leave() {
+        if (!done && slots->leave(waiter)) {
+          slots->release(Clock::duration::zero());
+        }
+      }
+    } leave{slots, admission.waiter};
+    const auto until =
+        std::min(m_deadline, started + step.target->endpoint.slot_limits().queue_timeout);
+    while (!wait->woken && Clock::now() < until) {
+      wait->timer.expires_at(until);
+      co_await wait->timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+    leave.done = true;
+    const bool granted = slots->leave(admission.waiter);
+    const auto now = Clock::now();
+    m_app.metrics().queue_wait(step.target->name,
+                               std::chrono::duration<double>(now - started).count());
+    if (!granted) {
+      skip_busy(step, "busy: no slot within queue_timeout");
+      co_return false;
+    }
+    m_lease = SlotLease(slots, now);
+    co_return true;
+  }
+
+  void skip_busy(const RouteStep& step, std::string reason) {
+    m_skips.push_back(Skip{step.label, std::move(reason), true});
+  }
+
+  // "custom:local (busy: queue full), ..."
+  std::string skips_text() const {
+    std::string out;
+    for (const auto& s : m_skips) {
+      out += (out.empty() ? "" : ", ") + s.label + " (" + s.reason + ")";
+    }
+    return out;
   }
 
   // A stream's relay: the translator (or pass-through reader) and what it produced that the
@@ -321,6 +423,7 @@ private:
   struct Committed {
     std::unique_ptr<UpstreamExchange> exchange;
     std::unique_ptr<RelayState> relay;
+    SlotLease lease; // the target's slot, held until the stream ends
     std::chrono::milliseconds idle{0};
     UsageRecord usage;
     TokenUsage estimated;
@@ -337,6 +440,7 @@ private:
     UpstreamRequest request;
     std::unique_ptr<UpstreamExchange> exchange;
     std::unique_ptr<RelayState> relay; // streams: the relay, and its output so far
+    SlotLease* lease = nullptr;        // its target's slot; null: m_lease
     bool running = false;              // raced on a task of its own (hedging)
     bool head_seen = false;
     int status = 0;
@@ -351,11 +455,28 @@ private:
     if (!m_attempts.empty()) {
       m_res.headers.set("x-modelmux-attempts", std::to_string(m_attempts.size()));
     }
+    report_skips("none");
     finish(m_res.status);
+  }
+
+  // Targets passed over on the way to `to`, busy or lacking a capability: said in
+  // x-modelmux-skipped, and the busy ones counted as spills. They are not attempts: not in
+  // x-modelmux-attempts, nor in any target's health.
+  void report_skips(const std::string& to) {
+    if (m_skips.empty()) {
+      return;
+    }
+    m_res.headers.set("x-modelmux-skipped", skips_text());
+    for (const auto& s : m_skips) {
+      if (s.busy) {
+        m_app.metrics().spill(s.label, to);
+      }
+    }
   }
 
   void served_by(const RouteStep& step, bool translated = false) {
     set_modelmux_headers(m_res, step.label, m_attempts.size());
+    report_skips(step.label);
     if (translated && !m_responses.tools.dropped.empty()) {
       // Hosted tools (web_search, ...) this target cannot run were left out; say which.
       std::string names;
@@ -796,7 +917,18 @@ private:
     if (!a->running) {
       co_return co_await conclude_alone(*a);
     }
-    auto b = open(second);
+    // The second races only if its target has a slot free now: a hedge never queues.
+    SlotLease second_lease;
+    std::unique_ptr<Contender> b;
+    if (second.target->endpoint.max_concurrency.value_or(0) <= 0) {
+      b = open(second);
+    } else if (const auto& slots = m_snapshot.slots[second.target->index]; slots->try_acquire()) {
+      second_lease = SlotLease(slots, Clock::now());
+      b = open(second);
+      if (b) {
+        b->lease = &second_lease;
+      }
+    }
     if (!b) {
       co_await wait_for([&] { return !a->running; }, Clock::time_point::max());
       co_return co_await conclude_alone(*a);
@@ -826,6 +958,7 @@ private:
           m_attempts.push_back(Attempt{loser.step->label, Outcome::timeout,
                                        "raced and lost to " + winner->step->label});
         }
+        (loser.lease != nullptr ? *loser.lease : m_lease).release();
         co_return co_await conclude(*winner) == Try::served;
       }
       if (!a->running && !b->running) {
@@ -1167,6 +1300,7 @@ private:
     m_committed = std::make_unique<Committed>();
     m_committed->exchange = std::move(c.exchange);
     m_committed->relay = std::move(c.relay);
+    m_committed->lease = std::move(c.lease != nullptr ? *c.lease : m_lease);
     m_committed->idle = step.target->idle_timeout;
     m_committed->usage = usage_draft();
     m_committed->estimated = estimate(0);
@@ -1333,6 +1467,14 @@ private:
   std::vector<Attempt> m_attempts;
   // Why the request could not be translated for a target it had to be translated for.
   std::optional<Error> m_refusal;
+  // Busy targets skipped on the way (SPEC §10), and the slot of the target being tried.
+  struct Skip {
+    std::string label;
+    std::string reason;
+    bool busy = false; // no slot (a spill), rather than a capability it lacks
+  };
+  std::vector<Skip> m_skips;
+  SlotLease m_lease;
   std::optional<Price> m_served_price;
   std::optional<TokenUsage> m_answer_usage;
   // A Responses request: the response being made, the input it is answered from (its own, or

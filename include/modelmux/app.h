@@ -30,6 +30,8 @@ struct Snapshot {
   // By registry target index: the targets each entry stands for and their health (a custom
   // model one, a provider one per model). Kept across reloads for entries that keep their name.
   std::vector<std::shared_ptr<HealthGroup>> health;
+  // By registry target index: its concurrency slots and queue, likewise kept across reloads.
+  std::vector<std::shared_ptr<TargetSlots>> slots;
   // routing.reference_model's price, for savings; none when it is not set.
   std::optional<Price> reference_price;
 };

@@ -4,7 +4,9 @@
 // and ${cred:NAME} are resolved here; one that cannot be resolved is an error, never "".
 #pragma once
 
+#include "modelmux/capability.h"
 #include "modelmux/log.h"
+#include "modelmux/target_slots.h"
 
 #include <chrono>
 #include <cstdint>
@@ -85,6 +87,16 @@ struct EndpointSettings {
   bool responses = false;
   // A request asking for more output tokens is clamped to this, on every route.
   std::optional<int64_t> max_output_tokens;
+  // What the target can do (SPEC §10); unset means everything. A request needing what it lacks
+  // skips it.
+  std::optional<Capabilities> capabilities;
+  // Requests in flight at once, the queue for a slot and the longest wait in it (SPEC §10).
+  std::optional<int> max_concurrency; // unset or 0: unbounded
+  std::optional<int> max_queue;
+  std::optional<Millis> queue_timeout;
+
+  // The slot limits these settings give, with the defaults filled in.
+  SlotLimits slot_limits() const;
 };
 
 struct ProviderConfig {
@@ -149,6 +161,8 @@ struct RoutingConfig {
   Millis timeout = std::chrono::seconds(60);
   Millis idle_timeout = std::chrono::seconds(30);
   Millis hedge_after{0};
+  // >0: a request whose expected wait for a slot at a busy target is longer moves on at once.
+  Millis spill_after{0};
 };
 
 struct HealthThresholds {

@@ -10,12 +10,14 @@
 #include "modelmux/usage.h"
 
 #include <array>
+#include <map>
 
 namespace modelmux {
 
 // Read when /metrics is scraped.
 struct ScrapeGauges {
   std::vector<std::pair<std::string, int>> target_states; // 0 healthy .. 3 ejected
+  std::vector<std::pair<std::string, int>> queue_depths;  // targets with a concurrency limit
   std::optional<int64_t> budget_remaining_micros;
   double start_time_seconds = 0;
   double resident_memory_bytes = 0;
@@ -34,11 +36,18 @@ public:
   void request_started(ApiRoute route);
   void request_finished(ApiRoute route);
   void overhead(ApiRoute route, double seconds);
+  // A wait in a target's queue for a slot, granted or not.
+  void queue_wait(const std::string& target, double seconds);
+  // A request that moved on from a busy target (queue full, waited too long, or spilled by
+  // routing.spill_after) and was served by `to` ("none" when no target served it).
+  void spill(const std::string& from, const std::string& to);
 
   // A finished request. provider is the serving target's protocol in OpenTelemetry's words;
   // with_reference: routing.reference_model is set, so savings are counted.
   void observe(const UsageRecord& r, std::string_view provider, bool with_reference);
   void config_reload(bool ok);
+  // Spills so far, summed by the target they moved on from.
+  std::map<std::string, int64_t> spills_by_target() const;
 
   std::vector<MetricFamily> collect(const ScrapeGauges& gauges) const;
 
@@ -51,6 +60,8 @@ private:
   CounterFamily m_cost_micros;
   AtomicCount m_savings_micros{0};
   CounterFamily m_reloads;
+  CounterFamily m_spills;
+  HistogramFamily m_queue_wait;
   HistogramFamily m_duration;
   HistogramFamily m_ttft;
   HistogramFamily m_tpot;

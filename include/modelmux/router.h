@@ -45,6 +45,8 @@ struct RouteOptions {
   // gives none; null means none is known.
   std::function<std::optional<int64_t>(const Target&, std::string_view upstream_model)>
       learned_context_window;
+  // What the request needs of a target (tools, vision, ...); targets lacking any are skipped.
+  Capabilities needs;
   // Fill Route::explanation (for `modelmux route`); off on the request path.
   bool explain = false;
 };

@@ -79,6 +79,10 @@ struct StatusInputs {
   // them); empty: one per registry entry, by the entry's name.
   std::vector<std::pair<std::string, const Target*>> targets;
   const BudgetConfig* budget = nullptr;
+  // The slots of the registry entries with max_concurrency (SPEC §10), and the spills from each
+  // target by its name.
+  std::map<const Target*, TargetSlots::View> slots;
+  std::map<std::string, int64_t> spills;
   // GET /health's body, embedded as it is.
   std::string_view health_json;
   UsageTotals all;   // since the usage log began
@@ -88,7 +92,8 @@ struct StatusInputs {
 
 // {"version", "now", "uptime_seconds", "health": {GET /health}, "targets": [{"target", "kind",
 // "type", "where", "requests", "succeeded", "failed", "success_rate", "requests_per_minute",
-// "latency_ms": {"p50", "p95", "p99"}, "ttft_ms": {...}}], "traffic": {"requests", "succeeded",
+// "latency_ms": {"p50", "p95", "p99"}, "ttft_ms": {...}, "spills", and for a target with
+// max_concurrency "slots": {"max", "in_use", "queued"}}], "traffic": {"requests", "succeeded",
 // "failed", "fallbacks", "latency_ms", "ttft_ms"}, "series": {"bucket_seconds", "start",
 // "requests": [], "failed": [], "cost_usd": []}, "spend": {"month", "month_usd",
 // "reference_usd", "savings_usd", "savings_percent", "today_usd", "tokens", "requests",
