@@ -8,6 +8,7 @@
 #include "modelmux/status.h"
 #include "modelmux/text.h"
 
+#include <charconv>
 #include <cstdlib>
 #include <filesystem>
 #include <httplib.h>
@@ -17,8 +18,8 @@ namespace modelmux {
 
 namespace {
 
-const std::vector<std::string> k_commands = {"serve",  "check",  "route",  "health",
-                                             "report", "status", "version"};
+const std::vector<std::string> k_commands = {"serve",  "check",  "route",    "health",
+                                             "report", "status", "loadtest", "version"};
 
 std::string redacted(const Secret& s) {
   return s.source == "inline" ? "(inline, redacted)" : s.source + " (redacted)";
@@ -91,6 +92,23 @@ Result<CliArgs> parse_cli(const std::vector<std::string>& argv) {
       }
     } else if (a.rfind("--url=", 0) == 0) {
       args.url = a.substr(6);
+    } else if (a == "--requests" || a == "--concurrency" || a == "-n") {
+      std::string v;
+      if (auto st = value(v); !st) {
+        return st.error();
+      }
+      int n = 0;
+      const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+      if (ec != std::errc() || end != v.data() + v.size() || n < 1) {
+        return make_error(ErrorKind::invalid_request, a + " takes a whole number of at least 1");
+      }
+      (a == "--concurrency" ? args.concurrency : args.requests) = n;
+    } else if (a == "--stream") {
+      args.stream = true;
+    } else if (a == "--route") {
+      if (auto st = value(args.route); !st) {
+        return st.error();
+      }
     } else if (a == "--deep") {
       args.deep = true;
     } else if (a == "--json") {
@@ -120,7 +138,11 @@ Result<CliArgs> parse_cli(const std::vector<std::string>& argv) {
   if (args.command == "route" && args.positional.size() != 1 && !args.help) {
     return make_error(ErrorKind::invalid_request, "route takes exactly one MODEL");
   }
-  if (args.command != "route" && args.command != "health" && !args.positional.empty()) {
+  if (args.command == "loadtest" && args.positional.size() != 1 && !args.help) {
+    return make_error(ErrorKind::invalid_request, "loadtest takes exactly one MODEL");
+  }
+  if (args.command != "route" && args.command != "health" && args.command != "loadtest" &&
+      !args.positional.empty()) {
     return make_error(ErrorKind::invalid_request,
                       "unexpected argument \"" + args.positional.front() + "\"");
   }
@@ -184,6 +206,19 @@ std::string usage(const std::string& command) {
            "  --month YYYY-MM     the month to report\n"
            "  --json              JSON instead of a table\n";
   }
+  if (command == "loadtest") {
+    return "usage: modelmux loadtest [-c FILE | --url URL] MODEL [--requests N] [--concurrency C]\n"
+           "                         [--stream] [--route chat|messages|responses] [--json]\n\n"
+           "Sends N requests (default 100, at most 100000) for MODEL through a running daemon,\n"
+           "C at a time (default 10, at most 256), and prints the success rate, status counts,\n"
+           "latency and time-to-first-byte p50/p95/p99, output tokens per second, fallbacks\n"
+           "and spills seen, and the cost by the daemon's own accounting. A live progress line\n"
+           "goes to stderr. Only the configured daemon or a loopback address is load-tested.\n"
+           "Exits 1 if any request failed.\n\n" +
+           config_help +
+           "  --url URL           the daemon (default: the config's listen address)\n"
+           "  --json              the figures as one JSON object, for scripts\n";
+  }
   if (command == "status") {
     return "usage: modelmux status [-c FILE] [--url URL]\n\n"
            "Asks a running daemon (GET /api/status) for its targets, traffic, latency, spend\n"
@@ -208,36 +243,46 @@ std::string usage(const std::string& command) {
          "  health    probe the targets once and print their state\n"
          "  report    the cost and savings report from the usage log\n"
          "  status    a running daemon's targets, traffic, spend and savings\n"
+         "  loadtest  N requests at concurrency C through a running daemon, with latency,\n"
+         "            throughput, fallbacks, spills and cost\n"
          "  version   print the version\n\n"
          "Run modelmux COMMAND --help for a command's options.\n";
 }
 
-int run_status(const CliArgs& args, std::ostream& out, std::ostream& err) {
-  std::string url = args.url;
-  std::string key;
+DaemonAddress daemon_address(const CliArgs& args) {
+  DaemonAddress d;
+  d.url = args.url;
   if (const char* env = std::getenv("MODELMUX_CLIENT_KEY"); env != nullptr) {
-    key = env;
+    d.key = env;
   }
   // The config, when it can be read, says where the daemon listens and what key it takes.
   const auto load = load_config_file(resolve_config_path(args), ConfigEnvironment::process());
   if (load.ok()) {
-    if (url.empty()) {
-      const auto& l = load.config.listen;
-      const std::string host = l.host == "0.0.0.0" || l.host.empty() ? "127.0.0.1"
-                               : l.host == "::"                      ? "[::1]"
-                                                                     : l.host;
-      url = "http://" + host + ":" + std::to_string(l.port);
+    const auto& l = load.config.listen;
+    const std::string host = l.host == "0.0.0.0" || l.host.empty() ? "127.0.0.1"
+                             : l.host == "::"                      ? "[::1]"
+                                                                   : l.host;
+    d.configured = "http://" + host + ":" + std::to_string(l.port);
+    if (d.url.empty()) {
+      d.url = d.configured;
     }
-    if (key.empty() && !load.config.auth.client_keys.empty()) {
-      key = load.config.auth.client_keys.front().value;
+    if (d.key.empty() && !load.config.auth.client_keys.empty()) {
+      d.key = load.config.auth.client_keys.front().value;
     }
   }
-  if (url.empty()) {
-    url = "http://127.0.0.1:8080";
+  if (d.url.empty()) {
+    d.url = "http://127.0.0.1:8080";
   }
-  while (!url.empty() && url.back() == '/') {
-    url.pop_back();
+  while (!d.url.empty() && d.url.back() == '/') {
+    d.url.pop_back();
   }
+  return d;
+}
+
+int run_status(const CliArgs& args, std::ostream& out, std::ostream& err) {
+  const auto daemon = daemon_address(args);
+  const std::string& url = daemon.url;
+  const std::string& key = daemon.key;
   httplib::Client client(url);
   client.set_connection_timeout(std::chrono::seconds(3));
   client.set_read_timeout(std::chrono::seconds(10));

@@ -2,6 +2,7 @@
 // The only file the tests do not link.
 #include "modelmux/app.h"
 #include "modelmux/cli.h"
+#include "modelmux/loadtest.h"
 #include "modelmux/lifecycle.h"
 
 #include <csignal>
@@ -105,6 +106,9 @@ int main(int argc, char** argv) {
   }
   if (args->command == "status") {
     return run_status(args.value(), std::cout, std::cerr);
+  }
+  if (args->command == "loadtest") {
+    return run_loadtest(args.value(), std::cout, std::cerr);
   }
   if (args->command == "health") {
     return run_health(args.value(), std::cout, std::cerr);

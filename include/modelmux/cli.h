@@ -20,7 +20,12 @@ struct CliArgs {
   bool deep = false; // health --deep
   std::string month; // report --month YYYY-MM
   bool json = false; // report --json
-  std::string url;   // status --url
+  std::string url;   // status, loadtest --url
+  // loadtest
+  int requests = 100;
+  int concurrency = 10;
+  bool stream = false;
+  std::string route = "chat";
 };
 
 Result<CliArgs> parse_cli(const std::vector<std::string>& argv);
@@ -38,6 +43,15 @@ int run_route(const CliArgs& args, std::ostream& out, std::ostream& err);
 int run_health(const CliArgs& args, std::ostream& out, std::ostream& err);
 // The cost and savings report for a month from state_dir/usage.jsonl.
 int run_report(const CliArgs& args, std::ostream& out, std::ostream& err);
+// Where a running daemon is and the client key it takes: --url, else the config's listen
+// address; the key from $MODELMUX_CLIENT_KEY, else the config's first client key.
+struct DaemonAddress {
+  std::string url;        // http://host:port, no trailing slash
+  std::string key;        // "" when none is needed
+  std::string configured; // the config's listen address as a URL, when the config was read
+};
+DaemonAddress daemon_address(const CliArgs& args);
+
 // GET /api/status of a running daemon, printed as a summary; 1 when it cannot be reached.
 int run_status(const CliArgs& args, std::ostream& out, std::ostream& err);
 int run_version(std::ostream& out);
