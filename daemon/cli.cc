@@ -50,6 +50,20 @@ std::string price(const std::optional<Price>& p) {
   return "  $" + format_millionths(p->input) + "/$" + format_millionths(p->output) + " per 1M";
 }
 
+// "2s", "1.5s", "250ms": a config duration as one would write it.
+std::string format_duration(std::chrono::milliseconds d) {
+  const auto ms = d.count();
+  if (ms % 1000 == 0) {
+    return std::to_string(ms / 1000) + "s";
+  }
+  if (ms < 1000) {
+    return std::to_string(ms) + "ms";
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%gs", static_cast<double>(ms) / 1000);
+  return buf;
+}
+
 void print_errors(const std::vector<ConfigError>& errors, std::ostream& err) {
   for (const auto& e : errors) {
     err << to_string(e) << "\n";
@@ -103,6 +117,22 @@ Result<CliArgs> parse_cli(const std::vector<std::string>& argv) {
         return make_error(ErrorKind::invalid_request, a + " takes a whole number of at least 1");
       }
       (a == "--concurrency" ? args.concurrency : args.requests) = n;
+    } else if (a == "--needs") {
+      std::string list;
+      if (auto st = value(list); !st) {
+        return st.error();
+      }
+      for (size_t at = 0; at <= list.size();) {
+        const size_t end = std::min(list.find(',', at), list.size());
+        const auto c = capability_named(std::string_view(list).substr(at, end - at));
+        if (!c) {
+          return make_error(
+              ErrorKind::invalid_request,
+              "--needs takes tools, vision, json_schema and reasoning, comma-separated");
+        }
+        args.needs.add(*c);
+        at = end + 1;
+      }
     } else if (a == "--stream") {
       args.stream = true;
     } else if (a == "--route") {
@@ -180,12 +210,14 @@ std::string usage(const std::string& command) {
            config_help;
   }
   if (command == "route") {
-    return "usage: modelmux route [-c FILE] MODEL [--policy P]\n\n"
-           "Explains how MODEL resolves: the targets tried, in order, and why.\n"
+    return "usage: modelmux route [-c FILE] MODEL [--policy P] [--needs CAPS]\n\n"
+           "Explains how MODEL resolves: the targets tried, in order, and why, with each\n"
+           "target's capabilities and concurrency limit (a busy target is skipped).\n"
            "Exits 1 when MODEL resolves to nothing.\n\n" +
            config_help +
            "  --policy P          as the x-modelmux-policy header: prefer-custom,\n"
-           "                      prefer-provider or no-fallback\n";
+           "                      prefer-provider or no-fallback\n"
+           "  --needs CAPS        as a request needing them: tools,vision,json_schema,reasoning\n";
   }
   if (command == "health") {
     return "usage: modelmux health [-c FILE] [MODEL...] [--deep]\n\n"
@@ -488,6 +520,7 @@ int run_route(const CliArgs& args, std::ostream& out, std::ostream& err) {
   }
   RouteOptions options;
   options.policy = policy.value();
+  options.needs = args.needs;
   options.explain = true;
   const std::string& model = args.positional.front();
   const auto route = resolve_route(*load.snapshot->registry, model, options);
@@ -500,6 +533,21 @@ int run_route(const CliArgs& args, std::ostream& out, std::ostream& err) {
     const auto& s = route->chain[i];
     out << "  " << (i + 1) << ". " << std::left << std::setw(32) << s.label << " "
         << to_string(s.target->endpoint.type) << " " << where(*s.target) << "\n";
+    const auto& e = s.target->endpoint;
+    if (e.capabilities) {
+      out << "       can: " << (e.capabilities->empty() ? "text only" : to_string(*e.capabilities))
+          << "\n";
+    }
+    if (const auto limits = e.slot_limits(); limits.max_concurrency > 0) {
+      out << "       at most " << limits.max_concurrency << " in flight; then waits in a queue of "
+          << limits.max_queue << " for up to " << format_duration(limits.queue_timeout);
+      const auto spill = load.snapshot->config->routing.spill_after;
+      if (spill.count() > 0) {
+        out << ", or moves on at once when its expected wait is over spill_after ("
+            << format_duration(spill) << ")";
+      }
+      out << "; a busy target is skipped, not failed\n";
+    }
   }
   out << "because:\n";
   for (const auto& why : route->explanation) {

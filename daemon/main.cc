@@ -2,8 +2,8 @@
 // The only file the tests do not link.
 #include "modelmux/app.h"
 #include "modelmux/cli.h"
-#include "modelmux/loadtest.h"
 #include "modelmux/lifecycle.h"
+#include "modelmux/loadtest.h"
 
 #include <csignal>
 #include <iostream>

@@ -100,10 +100,61 @@ void read_llamacpp_window(const std::string& body, ProbeResult& r) {
   }
 }
 
+// Ollama's POST /api/show says what a model can do ("capabilities": ["completion", "tools",
+// "vision", "thinking"], since Ollama 0.6.4) and its context length (model_info's
+// "<family>.context_length"). Every Ollama model takes a JSON schema (its "format").
+void read_ollama_show(const std::string& body, ProbeResult& r) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  if (parser.parse(body).get(root)) {
+    return;
+  }
+  if (simdjson::dom::array listed; !root["capabilities"].get(listed)) {
+    Capabilities caps;
+    caps.add(Capability::json_schema);
+    for (const auto c : listed) {
+      std::string_view name;
+      if (c.get(name)) {
+        continue;
+      }
+      if (name == "tools") {
+        caps.add(Capability::tools);
+      } else if (name == "vision") {
+        caps.add(Capability::vision);
+      } else if (name == "thinking") {
+        caps.add(Capability::reasoning);
+      }
+    }
+    r.capabilities = caps;
+  }
+  if (simdjson::dom::object info; !root["model_info"].get(info)) {
+    for (const auto field : info) {
+      int64_t window = 0;
+      if (field.key.ends_with(".context_length") && !field.value.get(window) && window > 0) {
+        r.context_windows.emplace_back("", window);
+      }
+    }
+  }
+}
+
 // After a passing probe, asks the server what it knows about itself, where it can say.
 void learn_about_server(const Target& target, ClientPool& pool, std::chrono::milliseconds timeout,
                         ProbeResult& r) {
   const auto kind = target.endpoint.probe;
+  if (kind == ProbeKind::ollama && target.is_custom) {
+    auto request = probe_request(target);
+    request->method = "POST";
+    request->path = "/api/show";
+    request->body = R"({"model":)";
+    append_json_string(request->body, target.upstream_model);
+    request->body += "}";
+    request->headers.set("Content-Type", "application/json");
+    const auto reply = send_buffered(pool, std::move(*request), timeout);
+    if (reply.outcome == Outcome::ok) {
+      read_ollama_show(reply.body, r);
+    }
+    return;
+  }
   if (kind != ProbeKind::vllm && kind != ProbeKind::llamacpp) {
     return;
   }
@@ -196,6 +247,9 @@ void Prober::probe_all() {
           snapshot->health[t.index]->record_probe(r.passed, r.detail, Clock::now());
       if (!r.context_windows.empty()) {
         snapshot->health[t.index]->learn_context_windows(r.context_windows);
+      }
+      if (r.capabilities) {
+        snapshot->health[t.index]->learn_capabilities(*r.capabilities);
       }
       if (changed) {
         if (r.passed) {

@@ -308,8 +308,11 @@ Result<Route> resolve_route(const Registry& registry, std::string_view model,
     std::vector<RouteStep> able;
     std::string targets;
     for (auto& s : fits) {
-      const auto lacks =
-          options.needs.missing_from(s.target->endpoint.capabilities.value_or(Capabilities::all()));
+      auto offered = s.target->endpoint.capabilities;
+      if (!offered && options.learned_capabilities) {
+        offered = options.learned_capabilities(*s.target);
+      }
+      const auto lacks = options.needs.missing_from(offered.value_or(Capabilities::all()));
       if (lacks.empty()) {
         able.push_back(std::move(s));
       } else {

@@ -3,6 +3,8 @@
 // to a second target, slots given back when a client leaves or a hedge is cancelled, and
 // capability skips on the chat, messages and responses routes.
 #include "fake_upstream.h"
+#include "modelmux/probe.h"
+#include "modelmux/status.h"
 
 #include <algorithm>
 #include <atomic>
@@ -417,4 +419,41 @@ custom_models:
                           R"({"model":"custom:small","messages":[{"role":"user","content":"x"}],)"
                           R"("tools":[{"type":"function","function":{"name":"f"}}]})");
   CHECK(tools.target == "custom:small");
+}
+
+TEST_CASE("an Ollama probe learns what its model can do, and requests it cannot take skip it") {
+  FakeUpstream ollama([](const httplib::Request& req, httplib::Response& res) {
+    if (req.path == "/api/tags") {
+      res.set_content(R"({"models":[{"name":"llama3.1"}]})", "application/json");
+    } else if (req.path == "/api/show") {
+      CHECK(req.body == R"({"model":"llama3.1"})");
+      res.set_content(R"({"capabilities":["completion","tools"],)"
+                      R"("model_info":{"llama.context_length":8192}})",
+                      "application/json");
+    } else {
+      res.set_content(k_chat_completion, "application/json");
+    }
+  });
+  FakeUpstream cloud(good_handler());
+  TestDaemon d(fill(R"(
+custom_models:
+  - {id: local, endpoint: "{ollama}", model: llama3.1, probe: ollama, fallback: [custom:cloud]}
+  - {id: cloud, endpoint: "{cloud}", model: m, probe: none}
+health:
+  active: {interval: 1h}
+)",
+                    {{"ollama", ollama.base_url()}, {"cloud", cloud.base_url()}}));
+  const std::string image =
+      R"({"model":"custom:local","messages":[{"role":"user","content":[)"
+      R"({"type":"image_url","image_url":{"url":"data:image/png;base64,AA"}}]}]})";
+  // Before the probe nothing is known, and the config says nothing: everything is allowed.
+  CHECK(post(d.port(), "/v1/chat/completions", image).target == "custom:local");
+  Prober prober(d.app());
+  prober.probe_all();
+  CHECK(d.app().snapshot()->health[0]->learned_context_window("llama3.1") == 8192);
+  const auto a = post(d.port(), "/v1/chat/completions", image);
+  CHECK(a.target == "custom:cloud");
+  CHECK(a.skipped == "custom:local (lacks vision)");
+  CHECK(post(d.port(), "/v1/chat/completions", chat_saying("custom:local", "text")).target ==
+        "custom:local");
 }

@@ -214,16 +214,18 @@ custom_models:
                                             "custom:quiet: probe: none",
                                             "custom:demo: mock target"});
   const auto seen = server.seen();
-  REQUIRE(seen.size() == 5);
+  REQUIRE(seen.size() == 6);
   CHECK(seen[0].path == "/v1/models");
   CHECK(seen[0].headers.find("Authorization")->second == "Bearer sk-probe");
   CHECK(seen[1].path == "/v1/models");
   CHECK(seen[1].headers.find("x-api-key")->second == "sk-ant-probe");
   CHECK(seen[2].path == "/api/tags");
-  CHECK(seen[3].path == "/health");
-  CHECK(seen[4].path == "/v1/models"); // vLLM, asked for its context windows
+  CHECK(seen[3].path == "/api/show"); // Ollama, asked what its model can do
+  CHECK(seen[3].body == R"({"model":"llama3"})");
+  CHECK(seen[4].path == "/health");
+  CHECK(seen[5].path == "/v1/models"); // vLLM, asked for its context windows
   for (const auto& s : seen) {
-    CHECK(s.body.empty()); // nothing billable
+    CHECK((s.body.empty() || s.path == "/api/show")); // nothing billable
   }
 }
 

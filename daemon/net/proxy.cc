@@ -217,6 +217,9 @@ private:
     options.learned_context_window = [this](const Target& t, std::string_view model) {
       return m_snapshot.health[t.index]->learned_context_window(model);
     };
+    options.learned_capabilities = [this](const Target& t) {
+      return m_snapshot.health[t.index]->learned_capabilities();
+    };
     auto route = resolve_route(*m_snapshot.registry, m_body->model, options);
     if (!route) {
       co_return fail(route.error());

@@ -3,6 +3,7 @@
 // main.cc.
 #pragma once
 
+#include "modelmux/capability.h"
 #include "modelmux/result.h"
 
 #include <ostream>
@@ -26,6 +27,7 @@ struct CliArgs {
   int concurrency = 10;
   bool stream = false;
   std::string route = "chat";
+  Capabilities needs; // route --needs
 };
 
 Result<CliArgs> parse_cli(const std::vector<std::string>& argv);

@@ -7,6 +7,7 @@
 #include "modelmux/config.h"
 #include "modelmux/outcome.h"
 
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <memory>
@@ -153,6 +154,15 @@ public:
   bool record_probe(bool passed, const std::string& detail, Clock::time_point now);
   void learn_context_windows(const std::vector<std::pair<std::string, int64_t>>& windows);
   std::optional<int64_t> learned_context_window(std::string_view model) const;
+  // What the server says its model can do (Ollama's /api/show), for a target whose config does
+  // not say; nullopt until a probe learned it.
+  void learn_capabilities(Capabilities capabilities) {
+    m_learned_capabilities.store(static_cast<int>(capabilities.bits));
+  }
+  std::optional<Capabilities> learned_capabilities() const {
+    const int bits = m_learned_capabilities.load();
+    return bits < 0 ? std::nullopt : std::optional(Capabilities{static_cast<unsigned>(bits)});
+  }
   void reconfigure(const HealthConfig& config, size_t key_count);
 
 private:
@@ -165,6 +175,7 @@ private:
   HealthConfig m_config;
   size_t m_key_count;
   TargetHealth m_endpoint;
+  std::atomic<int> m_learned_capabilities{-1};
   mutable std::shared_mutex m_mutex;
   std::vector<Member> m_members; // at most k_max_models + 1: a scan is cheaper than a map
 };

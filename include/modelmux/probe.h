@@ -22,6 +22,8 @@ struct ProbeResult {
   std::chrono::milliseconds latency{0};
   // What the server said about its context windows: model -> tokens ("" for whatever it serves).
   std::vector<std::pair<std::string, int64_t>> context_windows;
+  // What the server said its model can do (Ollama's /api/show "capabilities").
+  std::optional<Capabilities> capabilities;
 };
 
 // The probe request for target, or nullopt when it is not probed.

@@ -47,6 +47,9 @@ struct RouteOptions {
       learned_context_window;
   // What the request needs of a target (tools, vision, ...); targets lacking any are skipped.
   Capabilities needs;
+  // What a server said its model can do, for targets whose config gives no capabilities; null
+  // or nullopt means all.
+  std::function<std::optional<Capabilities>(const Target&)> learned_capabilities;
   // Fill Route::explanation (for `modelmux route`); off on the request path.
   bool explain = false;
 };
