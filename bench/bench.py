@@ -140,6 +140,11 @@ providers:
     type: openai
     base_url: http://127.0.0.1:{slow_mock_port}/v1
     probe: none
+  limited:
+    type: openai
+    base_url: http://127.0.0.1:{mock_port}/v1
+    probe: none
+    max_concurrency: 100000
 custom_models:
   - id: refusing
     endpoint: http://127.0.0.1:{dead_port}/v1
@@ -182,6 +187,10 @@ extra = {
                                                     model="bench:m")),
     "modelmux, fallback on every request": (mm_port, [mm.pid], "/v1/chat/completions",
                                              dict(chat, model="custom:refusing")),
+    # The slot and queue bookkeeping of SPEC §10 on every request, with slots never full.
+    "modelmux, target with max_concurrency (never full)": (mm_port, [mm.pid],
+                                                           "/v1/chat/completions",
+                                                           dict(chat, model="limited:m")),
     "modelmux, Responses route (translated to chat)": (
         mm_port, [mm.pid], "/v1/responses",
         {"model": "bench:m", "input": chat["messages"][-1]["content"], "max_output_tokens": 256}),

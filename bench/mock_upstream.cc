@@ -2,8 +2,9 @@
 // HTTP/1.1. A chat request answers at once with a 684-byte completion; a streaming one answers
 // 20 SSE chunks 50 ms apart, then [DONE], from a timer heap, so a thousand slow streams cost it
 // nothing but memory. It must never be the bottleneck of what it measures.
-// Usage: modelmux_bench_upstream [CHUNK_GAP_MS]  (prints the port it listens on, on 127.0.0.1;
-// the gap between stream chunks defaults to 50 ms)
+// Usage: modelmux_bench_upstream [CHUNK_GAP_MS [ANSWER_DELAY_MS]]  (prints the port it listens
+// on, on 127.0.0.1; the gap between stream chunks defaults to 50 ms; a whole answer waits
+// ANSWER_DELAY_MS, default 0, like a model server taking its time)
 #include <arpa/inet.h>
 #include <cerrno>
 #include <chrono>
@@ -29,6 +30,9 @@ using Clock = std::chrono::steady_clock;
 
 constexpr int k_chunks = 20;
 auto k_chunk_gap = std::chrono::milliseconds(50);
+auto k_answer_delay = std::chrono::milliseconds(0);
+// Conn::chunks_sent when a whole answer waits for its delay.
+constexpr int k_answer_waiting = -2;
 
 std::string completion_body() {
   std::string content(433, 'x'); // pads the answer to the 684 bytes the bench quotes
@@ -51,7 +55,7 @@ struct Conn {
   int fd = -1;
   std::string in;
   std::string out;
-  int chunks_sent = -1; // a stream in progress when >= 0
+  int chunks_sent = -1; // a stream in progress when >= 0; k_answer_waiting: a delayed answer
 };
 
 class Server {
@@ -128,6 +132,9 @@ private:
   }
 
   void close_conn(int fd) {
+    if (m_conns[fd]->chunks_sent == k_answer_waiting) {
+      --m_pending;
+    }
     epoll_ctl(m_epoll, EPOLL_CTL_DEL, fd, nullptr);
     close(fd);
     m_conns.erase(fd);
@@ -149,7 +156,7 @@ private:
       break;
     }
     // Every complete request in the buffer, in order (a stream holds the connection).
-    while (c.chunks_sent < 0) {
+    while (c.chunks_sent == -1) {
       const size_t end = c.in.find("\r\n\r\n");
       if (end == std::string::npos) {
         return;
@@ -165,17 +172,29 @@ private:
         return;
       }
       const bool get = c.in.compare(0, 4, "GET ") == 0;
+      const bool stats = c.in.compare(0, 11, "GET /stats ") == 0;
       const std::string_view body(c.in.data() + end + 4, length);
       const bool stream = body.find("\"stream\":true") != std::string_view::npos ||
                           body.find("\"stream\": true") != std::string_view::npos;
       c.in.erase(0, end + 4 + length);
-      if (get) {
+      if (stats) {
+        // How many delayed answers were pending at once, at most: what a model server with
+        // slots would have had to hold (for bench/spill.sh).
+        const std::string json = "{\"max_pending\":" + std::to_string(m_max_pending) + "}";
+        c.out += "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
+                 std::to_string(json.size()) + "\r\n\r\n" + json;
+      } else if (get) {
         c.out += m_models;
       } else if (stream) {
         c.out += "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                  "Transfer-Encoding: chunked\r\n\r\n";
         c.chunks_sent = 0;
         next_chunk(c);
+        return;
+      } else if (k_answer_delay.count() > 0) {
+        c.chunks_sent = k_answer_waiting;
+        m_max_pending = std::max(m_max_pending, ++m_pending);
+        m_timers.emplace(Clock::now() + k_answer_delay, c.fd);
         return;
       } else {
         c.out += m_answer;
@@ -203,7 +222,11 @@ private:
               R"({"prompt_tokens":250,"completion_tokens":20,"total_tokens":270}})"
               "\n\n") +
         chunk("data: [DONE]\n\n") + "0\r\n\r\n";
-    if (c.chunks_sent < k_chunks) {
+    if (c.chunks_sent == k_answer_waiting) {
+      --m_pending;
+      c.out += m_answer;
+      c.chunks_sent = -1;
+    } else if (c.chunks_sent < k_chunks) {
       c.out += delta;
       ++c.chunks_sent;
       m_timers.emplace(Clock::now() + k_chunk_gap, c.fd);
@@ -214,7 +237,7 @@ private:
     const int fd = c.fd;
     flush(c);
     // A pipelined request that waited for the stream to end.
-    if (m_conns.count(fd) && c.chunks_sent < 0 && !c.in.empty()) {
+    if (m_conns.count(fd) && c.chunks_sent == -1 && !c.in.empty()) {
       on_readable(fd);
     }
   }
@@ -243,6 +266,8 @@ private:
   std::string m_answer;
   std::string m_models;
   std::unordered_map<int, std::unique_ptr<Conn>> m_conns;
+  int m_pending = 0;
+  int m_max_pending = 0;
   using Timer = std::pair<Clock::time_point, int>;
   std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> m_timers;
 };
@@ -253,6 +278,9 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   if (argc > 1) {
     k_chunk_gap = std::chrono::milliseconds(std::atoi(argv[1]));
+  }
+  if (argc > 2) {
+    k_answer_delay = std::chrono::milliseconds(std::atoi(argv[2]));
   }
   // As many descriptors as the hard limit allows: the 9,000-stream run needs 9,000.
   rlimit lim{};
