@@ -103,6 +103,8 @@ void read_llamacpp_window(const std::string& body, ProbeResult& r) {
 // Ollama's POST /api/show says what a model can do ("capabilities": ["completion", "tools",
 // "vision", "thinking"], since Ollama 0.6.4) and its context length (model_info's
 // "<family>.context_length"). Every Ollama model takes a JSON schema (its "format").
+} // namespace
+
 void read_ollama_show(const std::string& body, ProbeResult& r) {
   simdjson::dom::parser parser;
   simdjson::dom::element root;
@@ -136,6 +138,8 @@ void read_ollama_show(const std::string& body, ProbeResult& r) {
     }
   }
 }
+
+namespace {
 
 // After a passing probe, asks the server what it knows about itself, where it can say.
 void learn_about_server(const Target& target, ClientPool& pool, std::chrono::milliseconds timeout,

@@ -76,8 +76,12 @@ printf 'custom:local-llama' >"$build/corpus/metrics_labels/plain"
 printf 'a "quoted" \\ back\nslash' >"$build/corpus/metrics_labels/escapes"
 printf '\xff\xfe not utf-8 \xc3' >"$build/corpus/metrics_labels/bytes"
 
+mkdir -p "$build/corpus/probe_answers"
+printf '%s' '{"capabilities":["completion","tools","vision","thinking"],"model_info":{"llama.context_length":131072}}' \
+  >"$build/corpus/probe_answers/ollama_show"
+
 targets=(request_body sse translate_request translate_response translate_stream config metrics_labels
-  responses_request responses_stream)
+  responses_request responses_stream probe_answers)
 mkdir -p "$build/logs" "$build/findings"
 run_one() {
   local t=$1

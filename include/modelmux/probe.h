@@ -26,6 +26,11 @@ struct ProbeResult {
   std::optional<Capabilities> capabilities;
 };
 
+// Ollama's POST /api/show answer: its "capabilities" (tools, vision, thinking as reasoning; every
+// Ollama model takes a JSON schema) and model_info's context length, into r. Ignores what it
+// cannot read.
+void read_ollama_show(const std::string& body, ProbeResult& r);
+
 // The probe request for target, or nullopt when it is not probed.
 std::optional<UpstreamRequest> probe_request(const Target& target);
 
