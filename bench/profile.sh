@@ -40,4 +40,9 @@ wait %3 2>/dev/null || true
 grep -E "Requests/sec" "$work/wrk.txt" || true
 perf report -i "$work/perf.data" --no-children --sort symbol -g none --stdio 2>/dev/null |
   grep -E '^ +[0-9]+\.[0-9]+%' | sed -E 's/[[:space:]]+-[[:space:]]+-[[:space:]]*$//; s/[[:space:]]+$//' |
-  head -25
+  head -25 || true
+echo
+echo "by library (where the time goes: the kernel's network and scheduler, libc's allocator and"
+echo "copies, simdjson, Asio/Beast and modelmux's own code are all in the modelmux binary but for libc):"
+perf report -i "$work/perf.data" --no-children --sort dso -g none --stdio 2>/dev/null |
+  grep -E '^ +[0-9]+\.[0-9]+%' | sed -E 's/[[:space:]]+$//' | head -6 || true
