@@ -1030,7 +1030,7 @@ void read_top_level(Loader& l, const YAML::Node& root, Config& c) {
   l.each_key(
       root, "",
       {"listen", "state_dir", "server", "auth", "providers", "custom_models", "aliases", "routing",
-       "health", "budget", "logging"},
+       "health", "budget", "logging", "cache"},
       [&](const std::string& key, const YAML::Node& v, const std::string& p, const YAML::Node&) {
         if (key == "listen") {
           listen_mark = mark_of(v);
@@ -1198,6 +1198,20 @@ void read_top_level(Loader& l, const YAML::Node& root, Config& c) {
                          const YAML::Node&) {
                        (k == "monthly_usd" ? c.budget.monthly_micros : c.budget.daily_micros) =
                            l.dollars(vv, pp);
+                     });
+        } else if (key == "cache") {
+          l.each_key(v, p, {"enabled", "ttl", "max_size", "when"},
+                     [&](const std::string& k, const YAML::Node& vv, const std::string& pp,
+                         const YAML::Node&) {
+                       if (k == "enabled") {
+                         c.cache.enabled = l.boolean(vv, pp).value_or(false);
+                       } else if (k == "ttl") {
+                         c.cache.ttl = l.duration(vv, pp).value_or(c.cache.ttl);
+                       } else if (k == "max_size") {
+                         c.cache.max_size = l.size(vv, pp).value_or(c.cache.max_size);
+                       } else if (auto i = l.choice(vv, pp, {"deterministic", "always", "header"})) {
+                         c.cache.when = static_cast<CacheWhen>(*i);
+                       }
                      });
         } else if (key == "logging") {
           l.each_key(v, p, {"level", "format"},

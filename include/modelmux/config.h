@@ -189,6 +189,15 @@ struct BudgetConfig {
   std::optional<int64_t> daily_micros;
 };
 
+// The exact response cache (SPEC §11).
+enum class CacheWhen { deterministic, always, header };
+struct CacheConfig {
+  bool enabled = false;
+  Millis ttl = std::chrono::hours(1);
+  int64_t max_size = 256LL * 1024 * 1024;
+  CacheWhen when = CacheWhen::deterministic;
+};
+
 struct LoggingConfig {
   LogLevel level = LogLevel::info;
   LogFormat format = LogFormat::text;
@@ -208,6 +217,7 @@ struct Config {
   HealthConfig health;
   BudgetConfig budget;
   LoggingConfig logging;
+  CacheConfig cache;
 };
 
 struct ConfigError {
