@@ -34,8 +34,9 @@ std::shared_ptr<const CachedAnswer> answer(size_t bytes, std::string target = "c
 
 TEST_CASE("canonical JSON sorts keys at every depth and drops whitespace") {
   CHECK(canonical(R"({"model":"m","messages":[{"role":"user","content":"hi"}],"temperature":0})") ==
-        canonical("{ \"temperature\" : 0,\n \"messages\" : [ { \"content\":\"hi\", \"role\":\"user\" } ],"
-                  " \"model\":\"m\" }"));
+        canonical(
+            "{ \"temperature\" : 0,\n \"messages\" : [ { \"content\":\"hi\", \"role\":\"user\" } ],"
+            " \"model\":\"m\" }"));
   CHECK(canonical(R"({"b":{"y":1,"x":2},"a":[3,{"d":4,"c":5}]})") ==
         R"({"a":[3,{"c":5,"d":4}],"b":{"x":2,"y":1}})");
 }

@@ -94,7 +94,8 @@ TokenUsage read_stream(Protocol protocol, const std::string& stream) {
 } // namespace
 
 TEST_CASE("an OpenAI answer replays as a complete stream that adds up to the same answer") {
-  for (const auto* dir : {"response_openai_to_anthropic_tools", "response_openai_to_anthropic_text"}) {
+  for (const auto* dir :
+       {"response_openai_to_anthropic_tools", "response_openai_to_anthropic_text"}) {
     CAPTURE(dir);
     const std::string answer = testdata(std::string(dir) + "/input.json");
     const auto stream = stream_of_answer(Protocol::openai, answer, true);
@@ -133,9 +134,11 @@ TEST_CASE("an Anthropic message replays as a complete stream that adds up to the
   }
 }
 
-TEST_CASE("a Responses answer replays as a complete event stream that adds up to the same response") {
-  for (const auto* dir : {"response_openai_to_responses_tools", "response_anthropic_to_responses_tools",
-                          "response_anthropic_to_responses_max_tokens"}) {
+TEST_CASE(
+    "a Responses answer replays as a complete event stream that adds up to the same response") {
+  for (const auto* dir :
+       {"response_openai_to_responses_tools", "response_anthropic_to_responses_tools",
+        "response_anthropic_to_responses_max_tokens"}) {
     CAPTURE(dir);
     const std::string answer = testdata(std::string(dir) + "/expected.json");
     const auto stream = stream_of_answer(Protocol::responses, answer, false);
@@ -152,13 +155,16 @@ TEST_CASE("a Responses answer replays as a complete event stream that adds up to
 }
 
 TEST_CASE("real streams add up to whole answers; a cut or failed stream adds up to nothing") {
-  const auto openai = answer_of_stream(Protocol::openai, testdata("stream_openai_passthrough_usage_kept/input.sse"));
+  const auto openai = answer_of_stream(Protocol::openai,
+                                       testdata("stream_openai_passthrough_usage_kept/input.sse"));
   REQUIRE(openai);
   CHECK(openai.value().find(R"("object":"chat.completion")") != std::string::npos);
   CHECK(answer_of_stream(Protocol::anthropic, testdata("stream_anthropic_passthrough/input.sse")));
   CHECK(answer_of_stream(Protocol::responses, testdata("stream_responses_passthrough/input.sse")));
-  CHECK_FALSE(answer_of_stream(Protocol::anthropic, testdata("stream_anthropic_to_openai_error/input.sse")));
-  CHECK_FALSE(answer_of_stream(Protocol::openai, "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"cut\"}}]}\n\n"));
+  CHECK_FALSE(answer_of_stream(Protocol::anthropic,
+                               testdata("stream_anthropic_to_openai_error/input.sse")));
+  CHECK_FALSE(answer_of_stream(
+      Protocol::openai, "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"cut\"}}]}\n\n"));
   CHECK_FALSE(answer_of_stream(Protocol::openai, "data: {\"error\":{\"message\":\"boom\"}}\n\n"));
   CHECK_FALSE(stream_of_answer(Protocol::anthropic, "not json", false));
 }

@@ -113,8 +113,9 @@ Result<std::string> openai_stream(const object& answer, bool include_usage) {
         append_sse(out, {}, choice_chunk(answer, index, delta));
       }
     }
-    append_sse(out, {},
-               choice_chunk(answer, index, "{}", string_of(choice, "finish_reason").value_or("stop")));
+    append_sse(
+        out, {},
+        choice_chunk(answer, index, "{}", string_of(choice, "finish_reason").value_or("stop")));
   }
   if (const auto usage = field_of(answer, "usage"); usage && include_usage) {
     std::string chunk;
@@ -229,8 +230,7 @@ Result<std::string> anthropic_stream(const object& answer) {
       }
     } else {
       // Blocks that arrive whole in a live stream too (redacted_thinking, tool results).
-      emit("content_block_start",
-           [&](JsonWriter& w) { w.key("content_block").raw(minified(b)); });
+      emit("content_block_start", [&](JsonWriter& w) { w.key("content_block").raw(minified(b)); });
     }
     emit("content_block_stop", [](JsonWriter&) {});
     ++index;
@@ -539,7 +539,7 @@ Result<std::string> anthropic_answer(const EventList& list) {
   struct Block {
     std::string start; // the content_block of content_block_start
     std::string type;
-    std::string text;  // text, thinking, or a tool's partial JSON
+    std::string text; // text, thinking, or a tool's partial JSON
     std::string signature;
   };
   std::string message; // message_start's message

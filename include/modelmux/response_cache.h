@@ -44,10 +44,10 @@ enum class CacheUse { use, bypass };
 CacheUse cache_use(CacheWhen when, std::string_view header, simdjson::dom::element root);
 
 struct CachedAnswer {
-  std::string body;         // the whole answer, in the client's protocol
-  std::string target;       // the target that served it, by its one name
-  TokenUsage usage;         // as the original answer reported it
-  int64_t cost_micros = 0;  // what it cost then: what each hit saves
+  std::string body;        // the whole answer, in the client's protocol
+  std::string target;      // the target that served it, by its one name
+  TokenUsage usage;        // as the original answer reported it
+  int64_t cost_micros = 0; // what it cost then: what each hit saves
   size_t bytes() const { return body.size() + target.size() + sizeof(CachedAnswer); }
 };
 
@@ -61,7 +61,8 @@ public:
   using Clock = std::chrono::steady_clock;
   virtual ~CacheStore() = default;
   // The answer stored under key and not expired at now, or null.
-  virtual std::shared_ptr<const CachedAnswer> get(const std::string& key, Clock::time_point now) = 0;
+  virtual std::shared_ptr<const CachedAnswer> get(const std::string& key,
+                                                  Clock::time_point now) = 0;
   virtual void put(const std::string& key, std::shared_ptr<const CachedAnswer> answer,
                    Clock::time_point now) = 0;
   virtual CacheStats stats() const = 0;
