@@ -92,6 +92,8 @@ App::App(std::shared_ptr<const Snapshot> snapshot, Log& log)
           1000.0) {
   const auto& logging = m_snapshot.load()->config->logging;
   m_log.configure(logging.level, logging.format);
+  const auto& cache = m_snapshot.load()->config->cache;
+  m_cache.configure(cache.enabled ? static_cast<size_t>(cache.max_size) : 0, cache.ttl);
 }
 
 App::~App() {
@@ -190,6 +192,8 @@ void App::reload(std::shared_ptr<const Snapshot> snapshot) {
 void App::publish(std::shared_ptr<const Snapshot> snapshot) {
   const auto& logging = snapshot->config->logging;
   m_log.configure(logging.level, logging.format);
+  const auto& cache = snapshot->config->cache;
+  m_cache.configure(cache.enabled ? static_cast<size_t>(cache.max_size) : 0, cache.ttl);
   const auto old = m_snapshot.load();
   auto next = std::make_shared<Snapshot>(*snapshot);
   for (const auto& t : next->registry->targets()) {
@@ -236,6 +240,9 @@ std::string App::metrics_text() const {
                           .count();
   gauges.budget_remaining_micros = budget(snapshot->config->budget, now_ms).remaining_micros;
   gauges.start_time_seconds = m_start_time_seconds;
+  if (snapshot->config->cache.enabled) {
+    gauges.cache = m_cache.stats();
+  }
   read_process_gauges(gauges);
   return render_exposition(m_metrics.collect(gauges));
 }

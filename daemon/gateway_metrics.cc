@@ -58,6 +58,8 @@ GatewayMetrics::GatewayMetrics()
                "Requests that moved on from a busy target (no slot in time) to the one that "
                "served them.",
                {"from", "to"}),
+      m_cache_requests("modelmux_cache_requests_total",
+                       "Requests the response cache looked at, by result.", {"result"}),
       m_queue_wait("modelmux_queue_wait_seconds", "Time waited in a target's queue for a slot.",
                    {"target"}, latency_buckets()),
       m_duration("gen_ai_server_request_duration_seconds",
@@ -96,6 +98,10 @@ void GatewayMetrics::queue_wait(const std::string& target, double seconds) {
   m_queue_wait.at({target}).observe(std::max(0.0, seconds));
 }
 
+void GatewayMetrics::cache_request(std::string_view result) {
+  m_cache_requests.at({std::string(result)}).fetch_add(1, std::memory_order_relaxed);
+}
+
 void GatewayMetrics::spill(const std::string& from, const std::string& to) {
   m_spills.at({from, to}).fetch_add(1, std::memory_order_relaxed);
 }
@@ -112,6 +118,7 @@ void GatewayMetrics::observe(const UsageRecord& r, std::string_view provider, bo
     return;
   }
   m_cost_micros.at({r.target}).fetch_add(r.cost_micros);
+  m_cache_savings_micros.fetch_add(r.cache_savings_micros);
   if (with_reference) {
     m_savings_micros.fetch_add(r.reference_cost_micros - r.cost_micros);
   }
@@ -189,6 +196,23 @@ std::vector<MetricFamily> GatewayMetrics::collect(const ScrapeGauges& gauges) co
   }
   out.push_back(std::move(depths));
   out.push_back(family_of(m_spills, "counter", counter));
+  out.push_back(family_of(m_cache_requests, "counter", counter));
+  out.push_back(
+      MetricFamily{"modelmux_cache_savings_usd_total",
+                   "What the answers served from the response cache cost when they were "
+                   "first served, in USD.",
+                   "counter",
+                   {Sample{{}, static_cast<double>(m_cache_savings_micros.load()) / 1e6, {}}}});
+  if (gauges.cache) {
+    out.push_back(MetricFamily{"modelmux_cache_size_bytes",
+                               "Bytes held by the response cache.",
+                               "gauge",
+                               {Sample{{}, static_cast<double>(gauges.cache->bytes), {}}}});
+    out.push_back(MetricFamily{"modelmux_cache_entries",
+                               "Answers held by the response cache.",
+                               "gauge",
+                               {Sample{{}, static_cast<double>(gauges.cache->entries), {}}}});
+  }
   out.push_back(family_of(m_queue_wait, "histogram", histogram));
 
   MetricFamily inflight{"modelmux_inflight_requests", "Requests in flight, by route.", "gauge", {}};

@@ -88,7 +88,13 @@ std::string to_json_line(const UsageRecord& r) {
   for (const auto& t : r.failed_targets) {
     w.value(std::string_view(t));
   }
-  w.end_array().field("outcome", std::string_view(r.outcome)).field("ts_ms", r.ts_ms).end_object();
+  w.end_array().field("outcome", std::string_view(r.outcome));
+  if (r.cache_hit) {
+    w.field("cache_hit", true)
+        .key("cache_savings_usd")
+        .raw(usd_from_micros(r.cache_savings_micros));
+  }
+  w.field("ts_ms", r.ts_ms).end_object();
   out.push_back('\n');
   return out;
 }
@@ -184,11 +190,14 @@ std::optional<UsageRecord> parse_usage_line(std::string_view line) {
       ok = num(r.cache_write_tokens);
     } else if (key == "estimated") {
       ok = !value.get_bool().get(r.estimated);
-    } else if (key == "cost_usd" || key == "reference_cost_usd") {
-      const bool reference = key == "reference_cost_usd";
+    } else if (key == "cost_usd" || key == "reference_cost_usd" || key == "cache_savings_usd") {
       const auto micros = micros_from_json_number(value.raw_json_token());
       ok = micros.has_value();
-      (reference ? r.reference_cost_micros : r.cost_micros) = micros.value_or(0);
+      (key == "cost_usd"             ? r.cost_micros
+       : key == "reference_cost_usd" ? r.reference_cost_micros
+                                     : r.cache_savings_micros) = micros.value_or(0);
+    } else if (key == "cache_hit") {
+      ok = !value.get_bool().get(r.cache_hit);
     } else if (key == "latency_ms") {
       ok = !value.get_double().get(r.latency_ms);
     } else if (key == "ttft_ms") {

@@ -199,6 +199,8 @@ TEST_CASE("modelmux's metrics carry the SPEC names, types and labels after a req
   g.target_states = {{"custom:local", 0}, {"custom:dead", 3}};
   g.queue_depths = {{"custom:local", 3}};
   g.budget_remaining_micros = 9'999'860;
+  g.cache = CacheStats{.entries = 2, .bytes = 4096};
+  m.cache_request("hit");
   read_process_gauges(g);
   const auto text = render_exposition(m.collect(g));
   const auto parsed = parse_exposition(text);
@@ -213,6 +215,10 @@ TEST_CASE("modelmux's metrics carry the SPEC names, types and labels after a req
       {"modelmux_target_state", "gauge"},
       {"modelmux_queue_depth", "gauge"},
       {"modelmux_spills_total", "counter"},
+      {"modelmux_cache_requests_total", "counter"},
+      {"modelmux_cache_savings_usd_total", "counter"},
+      {"modelmux_cache_size_bytes", "gauge"},
+      {"modelmux_cache_entries", "gauge"},
       {"modelmux_queue_wait_seconds", "histogram"},
       {"modelmux_inflight_requests", "gauge"},
       {"modelmux_config_reloads_total", "counter"},
@@ -229,6 +235,9 @@ TEST_CASE("modelmux's metrics carry the SPEC names, types and labels after a req
   CHECK(parsed.types == expected_types);
   check_histograms(parsed);
   CHECK(text.find(R"(modelmux_queue_depth{target="custom:local"} 3)") != std::string::npos);
+  CHECK(text.find(R"(modelmux_cache_requests_total{result="hit"} 1)") != std::string::npos);
+  CHECK(text.find("modelmux_cache_size_bytes 4096") != std::string::npos);
+  CHECK(text.find("modelmux_cache_entries 2") != std::string::npos);
   CHECK(text.find(R"(modelmux_spills_total{from="custom:local",to="openai:gpt-4o-mini"} 1)") !=
         std::string::npos);
   CHECK(text.find(R"(modelmux_queue_wait_seconds_count{target="custom:local"} 1)") !=

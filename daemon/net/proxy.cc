@@ -4,9 +4,11 @@
 
 #include "modelmux/mock.h"
 #include "modelmux/request_body.h"
+#include "modelmux/response_cache.h"
 #include "modelmux/router.h"
 #include "modelmux/stream_relay.h"
 #include "modelmux/translate.h"
+#include "modelmux/translation/replay.h"
 #include "modelmux/translation/responses.h"
 #include "modelmux/translation/token_count.h"
 #include "net/signal.h"
@@ -268,6 +270,9 @@ private:
     if (m_route == ApiRoute::count_tokens) {
       co_return co_await count_tokens(steps);
     }
+    if (co_await answer_from_cache(route.value())) {
+      co_return;
+    }
     const auto hedge_after = m_snapshot.config->routing.hedge_after;
     for (size_t i = 0; i < steps.size() && Clock::now() < m_deadline; ++i) {
       // A busy target (no slot within its queue's limits) is skipped, not tried.
@@ -304,6 +309,109 @@ private:
                      "every target for model \"" + m_body->model + "\" is busy: " + skips_text()));
     }
     fail(all_failed(m_body->model, m_attempts));
+  }
+
+  // The biggest stream kept to be stored: a bigger answer is served, not cached.
+  static constexpr size_t k_max_cached_stream = 8 * 1024 * 1024;
+
+  // SPEC §11: looks the request up in the response cache and answers from it on a hit; on a miss
+  // leaves m_cache_key set, so the answer is stored once it is whole and successful. Concurrent
+  // identical misses each go upstream (no request waits on another's), and the first to finish
+  // is stored.
+  Task<bool> answer_from_cache(const Route& route) {
+    const auto& config = m_snapshot.config->cache;
+    if (!config.enabled || (m_route != ApiRoute::chat_completions &&
+                            m_route != ApiRoute::messages && m_route != ApiRoute::responses)) {
+      co_return false;
+    }
+    if (cache_use(config.when, m_req.header("x-modelmux-cache"), m_body->root) ==
+        CacheUse::bypass) {
+      m_app.metrics().cache_request("bypass");
+      co_return false;
+    }
+    const auto canonical = canonical_json(m_req.body, {"stream", "stream_options"});
+    if (!canonical) {
+      co_return false;
+    }
+    std::vector<std::string> chain;
+    for (const auto& step : route.chain) {
+      chain.push_back(step.label);
+    }
+    m_cache_key = cache_key(m_route, chain, canonical.value());
+    const auto hit = m_app.cache().get(m_cache_key, Clock::now());
+    if (!hit) {
+      m_app.metrics().cache_request("miss");
+      m_res.headers.set("x-modelmux-cache", "miss");
+      co_return false;
+    }
+    m_app.metrics().cache_request("hit");
+    m_cache_key.clear(); // nothing to store
+    co_await serve_cached(*hit);
+    co_return true;
+  }
+
+  // A hit: the stored answer in the client's mode — as it is, or replayed as a stream — with
+  // its original usage, at no cost, counting what it saved.
+  Task<void> serve_cached(const CachedAnswer& hit) {
+    m_res.status = 200;
+    m_res.headers.set("x-modelmux-cache", "hit");
+    set_modelmux_headers(m_res, hit.target, 0);
+    m_record.target = hit.target;
+    m_record.status = 200;
+    m_served_price.reset(); // a hit costs nothing
+    UsageRecord usage = usage_draft();
+    usage.cache_hit = true;
+    usage.cache_savings_micros = hit.cost_micros;
+    if (!m_body->stream) {
+      m_res.set_content(hit.body, "application/json");
+      log_request(m_app.log(), m_record);
+      observe_overhead();
+      complete_usage(usage, hit.usage, std::nullopt, m_snapshot.reference_price,
+                     elapsed_ms(m_record.started), elapsed_ms(m_record.started));
+      m_app.record_usage(std::move(usage));
+      co_return;
+    }
+    auto stream = stream_of_answer(m_protocol, hit.body, m_body->include_usage);
+    if (!stream) {
+      // A stored answer that cannot be replayed is the cache's fault, never the client's.
+      fail(stream.error());
+      co_return;
+    }
+    m_res.content_type = "text/event-stream";
+    m_res.headers.set("Cache-Control", "no-cache");
+    m_streamed = true;
+    observe_overhead();
+    release_parser();
+    if (co_await m_reply.begin_stream(m_res) && co_await m_reply.write(stream.value())) {
+      co_await m_reply.end_stream();
+    }
+    log_request(m_app.log(), m_record);
+    complete_usage(usage, hit.usage, std::nullopt, m_snapshot.reference_price,
+                   elapsed_ms(m_record.started), elapsed_ms(m_record.started));
+    m_app.record_usage(std::move(usage));
+  }
+
+  // A stream's relayed bytes, kept while the request may be stored.
+  void capture_for_cache(std::string_view bytes) {
+    if (m_cache_key.empty()) {
+      return;
+    }
+    if (m_cache_capture.size() + bytes.size() > k_max_cached_stream) {
+      m_cache_key.clear(); // too big to keep: served, not stored
+      m_cache_capture = std::string();
+      return;
+    }
+    m_cache_capture.append(bytes);
+  }
+
+  void store_in_cache(const std::string& body, const TokenUsage& tokens, int64_t cost_micros) {
+    auto answer = std::make_shared<CachedAnswer>();
+    answer->body = body;
+    answer->target = m_record.target;
+    answer->usage = tokens;
+    answer->cost_micros = cost_micros;
+    m_app.cache().put(m_cache_key, std::move(answer), Clock::now());
+    m_cache_key.clear();
   }
 
   // A slot at step's target into m_lease: at once, after a wait in its queue, or not at all
@@ -509,6 +617,9 @@ private:
     }
     complete_usage(usage, tokens, m_served_price, m_snapshot.reference_price,
                    elapsed_ms(m_record.started), elapsed_ms(m_record.started));
+    if (status == 200 && !m_cache_key.empty() && !m_record.target.empty()) {
+      store_in_cache(m_res.body, tokens, usage.cost_micros);
+    }
     m_app.record_usage(std::move(usage));
   }
 
@@ -1151,10 +1262,16 @@ private:
     release_parser();
     bool client_ok = co_await m_reply.begin_stream(m_res);
     for (size_t i = 0; client_ok && i < reply.events.size(); ++i) {
+      capture_for_cache(reply.events[i]);
       client_ok = co_await m_reply.write(reply.events[i]);
     }
     if (client_ok) {
       co_await m_reply.end_stream();
+    }
+    if (client_ok && !m_cache_key.empty()) {
+      if (auto whole = answer_of_stream(m_protocol, m_cache_capture)) {
+        store_in_cache(whole.value(), reader->usage(), usage.cost_micros);
+      }
     }
     log_request(m_app.log(), m_record);
     usage.latency_ms = elapsed_ms(m_record.started);
@@ -1335,6 +1452,13 @@ private:
     complete_usage(usage, reported.reported ? reported : guess, m_served_price,
                    m_snapshot.reference_price, elapsed_ms(m_record.started),
                    static_cast<double>(r.first_byte_latency.count()));
+    // Only a whole, clean stream is kept: never one that failed, was cut or carried an error.
+    if (!m_cache_key.empty() && r.outcome == Outcome::ok &&
+        r.relay->state() == StreamRelay::State::complete) {
+      if (auto whole = answer_of_stream(m_protocol, m_cache_capture)) {
+        store_in_cache(whole.value(), reported.reported ? reported : guess, usage.cost_micros);
+      }
+    }
     m_app.record_usage(std::move(usage));
   }
 
@@ -1350,6 +1474,7 @@ private:
     bool done = false;
     while (client_ok) {
       if (!r.out.empty()) {
+        capture_for_cache(r.out);
         client_ok = co_await m_reply.write(r.out);
         r.out.clear();
         continue;
@@ -1478,6 +1603,10 @@ private:
   };
   std::vector<Skip> m_skips;
   SlotLease m_lease;
+  // The response cache: the key this request is stored under once answered ("" when it is not
+  // cached), and a stream's bytes as the client got them, to store as a whole answer.
+  std::string m_cache_key;
+  std::string m_cache_capture;
   std::optional<Price> m_served_price;
   std::optional<TokenUsage> m_answer_usage;
   // A Responses request: the response being made, the input it is answered from (its own, or

@@ -71,6 +71,8 @@ public:
   // The conversations behind the Responses API's previous_response_id.
   ResponseStore& responses() { return m_responses; }
   GatewayMetrics& metrics() { return m_metrics; }
+  // The response cache (SPEC §11); used only while the config enables it.
+  CacheStore& cache() { return m_cache; }
   // A SIGHUP: a new config swapped in (with the runtime models), or one refused.
   void reload(std::shared_ptr<const Snapshot> snapshot);
   void reload_failed() { m_metrics.config_reload(false); }
@@ -114,6 +116,7 @@ private:
   std::atomic<std::shared_ptr<const Snapshot>> m_snapshot;
   Log& m_log;
   MemoryResponseStore m_responses;
+  MemoryCache m_cache{0, std::chrono::milliseconds(0)};
   GatewayMetrics m_metrics;
   double m_start_time_seconds;
   // One change of the published snapshot at a time — a reload, an admin registration or

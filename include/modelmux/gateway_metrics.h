@@ -7,6 +7,7 @@
 #include "modelmux/metrics.h"
 #include "modelmux/outcome.h"
 #include "modelmux/protocol.h"
+#include "modelmux/response_cache.h"
 #include "modelmux/usage.h"
 
 #include <array>
@@ -19,6 +20,7 @@ struct ScrapeGauges {
   std::vector<std::pair<std::string, int>> target_states; // 0 healthy .. 3 ejected
   std::vector<std::pair<std::string, int>> queue_depths;  // targets with a concurrency limit
   std::optional<int64_t> budget_remaining_micros;
+  std::optional<CacheStats> cache; // when the response cache is enabled
   double start_time_seconds = 0;
   double resident_memory_bytes = 0;
   double open_fds = 0;
@@ -41,6 +43,9 @@ public:
   // A request that moved on from a busy target (queue full, waited too long, or spilled by
   // routing.spill_after) and was served by `to` ("none" when no target served it).
   void spill(const std::string& from, const std::string& to);
+  // A request the response cache looked at: "hit", "miss" or "bypass".
+  void cache_request(std::string_view result);
+  int64_t cache_savings_micros() const { return m_cache_savings_micros.load(); }
 
   // A finished request. provider is the serving target's protocol in OpenTelemetry's words;
   // with_reference: routing.reference_model is set, so savings are counted.
@@ -61,6 +66,8 @@ private:
   AtomicCount m_savings_micros{0};
   CounterFamily m_reloads;
   CounterFamily m_spills;
+  CounterFamily m_cache_requests;
+  AtomicCount m_cache_savings_micros{0};
   HistogramFamily m_queue_wait;
   HistogramFamily m_duration;
   HistogramFamily m_ttft;

@@ -42,6 +42,10 @@ struct UsageRecord {
   // How the serving attempt ended: "ok", or for a stream that broke after its first byte its
   // failure (idle, truncated, malformed, reset, http_5xx). The status stays the 200 sent.
   std::string outcome = "ok";
+  // Answered from the response cache (SPEC §11): cost 0, and what the stored answer cost when it
+  // was served is what this request saved.
+  bool cache_hit = false;
+  int64_t cache_savings_micros = 0;
 };
 
 // A request answered whole: a 2xx status and, for a stream, an end the protocol calls complete.
