@@ -267,6 +267,10 @@ std::string App::status_json(std::string_view health_json) const {
     }
   }
   in.spills = m_metrics.spills_by_target();
+  if (snapshot->config->cache.enabled) {
+    in.cache = m_cache.stats();
+    in.cache_max_bytes = snapshot->config->cache.max_size;
+  }
   in.health_json = health_json;
   std::lock_guard lock(m_stats_mutex);
   in.all = m_stats.totals();

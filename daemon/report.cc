@@ -29,6 +29,8 @@ void write_row(JsonWriter& w, const ReportRow& r) {
   w.key("reference_cost_usd").raw(usd_from_micros(r.reference_cost_micros));
   w.key("savings_usd").raw(usd_from_micros(r.reference_cost_micros - r.cost_micros));
   w.field("savings_percent", savings_percent(r));
+  w.field("cache_hits", r.cache_hits);
+  w.key("cache_savings_usd").raw(usd_from_micros(r.cache_savings_micros));
 }
 
 } // namespace
@@ -56,6 +58,8 @@ void Report::add(const UsageRecord& r) {
   row.output_tokens += r.output_tokens;
   row.cost_micros += r.cost_micros;
   row.reference_cost_micros += r.reference_cost_micros;
+  row.cache_hits += r.cache_hit ? 1 : 0;
+  row.cache_savings_micros += r.cache_savings_micros;
 }
 
 ReportRow& ReportRow::operator+=(const ReportRow& o) {
@@ -66,6 +70,8 @@ ReportRow& ReportRow::operator+=(const ReportRow& o) {
   output_tokens += o.output_tokens;
   cost_micros += o.cost_micros;
   reference_cost_micros += o.reference_cost_micros;
+  cache_hits += o.cache_hits;
+  cache_savings_micros += o.cache_savings_micros;
   return *this;
 }
 
@@ -119,7 +125,15 @@ std::string Report::table() const {
     unserved.requests = m_unserved;
     row("(no target could serve)", unserved);
   }
-  row("TOTAL", total());
+  const auto sum = total();
+  row("TOTAL", sum);
+  if (sum.cache_hits > 0) {
+    std::snprintf(line, sizeof line,
+                  "\nresponse cache: %lld %s, saving $%s (answered at no cost)\n",
+                  static_cast<long long>(sum.cache_hits), sum.cache_hits == 1 ? "hit" : "hits",
+                  usd_from_micros(sum.cache_savings_micros).c_str());
+    out += line;
+  }
   return out;
 }
 

@@ -265,6 +265,8 @@ std::string status_json(const StatusInputs& in, const TrafficHistory& history) {
   write_usd(w, "today_usd", in.today.cost_micros);
   w.field("tokens", in.month.input_tokens + in.month.output_tokens);
   w.field("requests", in.month.requests);
+  w.field("cache_hits", in.month.cache_hits);
+  write_usd(w, "cache_savings_usd", in.month.cache_savings_micros);
   if (const auto& ref = in.registry->routing().reference_model) {
     w.field("reference_model", std::string_view(ref->text));
   } else {
@@ -282,6 +284,16 @@ std::string status_json(const StatusInputs& in, const TrafficHistory& history) {
   }
   w.field("exhausted", state.exhausted).field("why", std::string_view(state.why));
   w.end_object().end_object();
+
+  if (in.cache) {
+    w.key("cache").begin_object();
+    w.field("entries", static_cast<int64_t>(in.cache->entries));
+    w.field("bytes", static_cast<int64_t>(in.cache->bytes));
+    w.field("max_bytes", in.cache_max_bytes);
+    w.end_object();
+  } else {
+    w.key("cache").null();
+  }
 
   write_registry(w, *in.registry);
   w.end_object();
@@ -422,6 +434,17 @@ Result<std::string> status_text(std::string_view body) {
         << format("%.1f%%", number_or(spend["savings_percent"])) << ") against "
         << text_or(spend["reference_model"]) << " at $"
         << format("%.2f", number_or(spend["reference_usd"])) << "\n";
+  }
+  // A daemon older than the cache sends no "cache": it has none.
+  element cache;
+  if (doc["cache"].get(cache) || cache.is_null()) {
+    out << "cache      off\n";
+  } else {
+    out << "cache      " << format("%.0f", number_or(spend["cache_hits"]))
+        << " hits this month, saved $" << format("%.2f", number_or(spend["cache_savings_usd"]))
+        << "; holds " << format("%.0f", number_or(cache["entries"])) << " answers, "
+        << format("%.1f", number_or(cache["bytes"]) / 1048576.0) << " of "
+        << format("%.0f", number_or(cache["max_bytes"]) / 1048576.0) << " MiB\n";
   }
   return out.str();
 }

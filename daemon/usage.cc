@@ -250,6 +250,8 @@ UsageTotals& UsageTotals::operator+=(const UsageTotals& o) {
   cached_tokens += o.cached_tokens;
   cost_micros += o.cost_micros;
   reference_cost_micros += o.reference_cost_micros;
+  cache_hits += o.cache_hits;
+  cache_savings_micros += o.cache_savings_micros;
   return *this;
 }
 
@@ -270,6 +272,8 @@ void UsageTotals::add(const UsageRecord& r) {
   cached_tokens += r.cached_tokens;
   cost_micros += r.cost_micros;
   reference_cost_micros += r.reference_cost_micros;
+  cache_hits += r.cache_hit ? 1 : 0;
+  cache_savings_micros += r.cache_savings_micros;
 }
 
 } // namespace modelmux

@@ -164,11 +164,10 @@ routing:
   Report report(rfc3339_utc(records.front().ts_ms).substr(0, 7));
   read_usage_log(path, [&](const UsageRecord& r) { report.add(r); });
   const auto json = report.json();
-  CHECK(json.find(
-            R"({"target":"custom:local","requests":3,"failures":0,"fallbacks":0,)"
-            R"("input_tokens":4000,"output_tokens":500,"cost_usd":0.000500,)"
-            R"("reference_cost_usd":0.014375,"savings_usd":0.013875,"savings_percent":96.5})") !=
-        std::string::npos);
+  CHECK(json.find(R"({"target":"custom:local","requests":3,"failures":0,"fallbacks":0,)"
+                  R"("input_tokens":4000,"output_tokens":500,"cost_usd":0.000500,)"
+                  R"("reference_cost_usd":0.014375,"savings_usd":0.013875,"savings_percent":96.5,)"
+                  R"("cache_hits":0,"cache_savings_usd":0.000000})") != std::string::npos);
   CHECK(json.find(R"({"target":"custom:dead","requests":0,"failures":1,"fallbacks":1,)") !=
         std::string::npos);
   CHECK(json.find(R"({"target":"custom:broken","requests":0,"failures":1,"fallbacks":0,)") !=
@@ -176,7 +175,8 @@ routing:
   // Five requests were made: the 502 counts in the total too.
   CHECK(json.find(R"("total":{"requests":5,"failures":2,"fallbacks":1,"input_tokens":4400,)"
                   R"("output_tokens":550,"cost_usd":0.002450,"reference_cost_usd":0.015750,)"
-                  R"("savings_usd":0.013300,"savings_percent":84.4})") != std::string::npos);
+                  R"("savings_usd":0.013300,"savings_percent":84.4,"cache_hits":0,)"
+                  R"("cache_savings_usd":0.000000})") != std::string::npos);
   std::filesystem::remove_all(dir);
 }
 

@@ -190,4 +190,10 @@ TEST_CASE("a hit costs nothing, reports the original usage, and counts what it s
   // $1 for 1M input and $2 for 1M output at the target's price: $2 the first time, $0 the second.
   CHECK(has_metric(d, R"(modelmux_cost_usd_total{target="custom:local"} 2)"));
   CHECK(has_metric(d, "modelmux_cache_savings_usd_total 2"));
+  // The status page and `modelmux status` read the month's hits and savings from /api/status.
+  const auto status = d.client().Get("/api/status");
+  REQUIRE(status);
+  CHECK(status->body.find(R"("cache_hits":1,"cache_savings_usd":2.000000)") != std::string::npos);
+  CHECK(status->body.find(R"("month_usd":2.000000)") != std::string::npos);
+  CHECK(status->body.find(R"("cache":{"entries":1,)") != std::string::npos);
 }

@@ -146,6 +146,10 @@ TEST_CASE("the status JSON reports spend, budget, savings and the registry, and 
   in.month.input_tokens = 1000;
   in.month.output_tokens = 500;
   in.today.cost_micros = 250'000;
+  in.month.cache_hits = 3;
+  in.month.cache_savings_micros = 420'000;
+  in.cache = CacheStats{.entries = 7, .bytes = 3 * 1024 * 1024};
+  in.cache_max_bytes = 256LL * 1024 * 1024;
   const std::string json = status_json(in, history);
 
   for (const char* secret : {"sk-provider-secret-1", "sk-provider-secret-2", "sk-custom-secret"}) {
@@ -164,6 +168,10 @@ TEST_CASE("the status JSON reports spend, budget, savings and the registry, and 
   CHECK(spend["budget"]["monthly_usd"].get_double().value() == doctest::Approx(100));
   CHECK(spend["budget"]["daily_usd"].get_double().value() == doctest::Approx(10));
   CHECK(spend["budget"]["exhausted"].get_bool().value() == false);
+  CHECK(spend["cache_hits"].get_int64().value() == 3);
+  CHECK(spend["cache_savings_usd"].get_double().value() == doctest::Approx(0.42));
+  CHECK(doc["cache"]["entries"].get_int64().value() == 7);
+  CHECK(doc["cache"]["max_bytes"].get_int64().value() == 256LL * 1024 * 1024);
   const auto registry = doc["registry"];
   CHECK(registry["custom_models"].at(0)["id"].get_string().value() == "custom:local");
   CHECK(registry["custom_models"].at(0)["keys"].get_int64().value() == 1);
@@ -200,6 +208,15 @@ TEST_CASE("modelmux status summarizes targets, traffic, spend and savings for a 
   CHECK(t.find("spend 2026-11 $1.25") != std::string::npos);
   CHECK(t.find("of a monthly budget of $100.00, daily $10.00") != std::string::npos);
   CHECK(t.find("savings    $36.25 (96.7%) against openai:gpt-4o at $37.50") != std::string::npos);
+  CHECK(t.find("cache      off") != std::string::npos);
+  in.month.cache_hits = 12;
+  in.month.cache_savings_micros = 3'210'000;
+  in.cache = CacheStats{.entries = 5, .bytes = 1536 * 1024};
+  in.cache_max_bytes = 64LL * 1024 * 1024;
+  CHECK(status_text(status_json(in, history))
+            .value()
+            .find("cache      12 hits this month, saved $3.21; holds 5 answers, 1.5 of 64 MiB") !=
+        std::string::npos);
   CHECK(!status_text("<html>not json</html>"));
 }
 

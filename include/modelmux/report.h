@@ -17,6 +17,8 @@ struct ReportRow {
   int64_t output_tokens = 0;
   int64_t cost_micros = 0;
   int64_t reference_cost_micros = 0;
+  int64_t cache_hits = 0;           // requests answered from the response cache
+  int64_t cache_savings_micros = 0; // what those answers cost when they were first served
 
   ReportRow& operator+=(const ReportRow& o);
 };
@@ -29,8 +31,9 @@ public:
   void add(const UsageRecord& r);
 
   // {"month", "targets": [{"target", "requests", "failures", "fallbacks", "input_tokens",
-  // "output_tokens", "cost_usd", "reference_cost_usd", "savings_usd", "savings_percent"}],
-  // "total": {...}} (SPEC §8).
+  // "output_tokens", "cost_usd", "reference_cost_usd", "savings_usd", "savings_percent",
+  // "cache_hits", "cache_savings_usd"}], "total": {...}} (SPEC §8, with the cache's two fields
+  // of §11: a hit costs 0 and saves what its answer cost when it was first served).
   std::string json() const;
   // The same as a table for people.
   std::string table() const;

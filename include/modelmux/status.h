@@ -7,6 +7,7 @@
 #include "modelmux/config.h"
 #include "modelmux/health.h"
 #include "modelmux/registry.h"
+#include "modelmux/response_cache.h"
 #include "modelmux/result.h"
 #include "modelmux/usage.h"
 
@@ -83,6 +84,9 @@ struct StatusInputs {
   // target by its name.
   std::map<const Target*, TargetSlots::View> slots;
   std::map<std::string, int64_t> spills;
+  // The response cache's fill, when the config enables it (SPEC §11), and its bound in bytes.
+  std::optional<CacheStats> cache;
+  int64_t cache_max_bytes = 0;
   // GET /health's body, embedded as it is.
   std::string_view health_json;
   UsageTotals all;   // since the usage log began
@@ -97,7 +101,8 @@ struct StatusInputs {
 // "failed", "fallbacks", "latency_ms", "ttft_ms"}, "series": {"bucket_seconds", "start",
 // "requests": [], "failed": [], "cost_usd": []}, "spend": {"month", "month_usd",
 // "reference_usd", "savings_usd", "savings_percent", "today_usd", "tokens", "requests",
-// "reference_model", "budget": {"monthly_usd", "daily_usd", "exhausted", "why"}}, "registry":
+// "cache_hits", "cache_savings_usd", "reference_model", "budget": {"monthly_usd", "daily_usd",
+// "exhausted", "why"}}, "cache": {"entries", "bytes", "max_bytes"} or null when off, "registry":
 // {"custom_models": [...], "providers": [...], "aliases": [...], "auto": [...]}}.
 // Money in USD as exact six-decimal numbers. No secret: keys are reported as counts only, and a
 // base URL loses any userinfo and query.

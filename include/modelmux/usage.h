@@ -84,6 +84,8 @@ struct UsageTotals {
   int64_t cached_tokens = 0;
   int64_t cost_micros = 0;
   int64_t reference_cost_micros = 0;
+  int64_t cache_hits = 0;           // requests answered from the response cache
+  int64_t cache_savings_micros = 0; // what those answers cost when first served
 
   void add(const UsageRecord& r);
   UsageTotals& operator+=(const UsageTotals& o);

@@ -79,16 +79,17 @@ health:
   active: {interval: 1h}
   outlier: {consecutive_failures: 2, base_ejection_time: 5m, max_ejection_time: 10m}
 budget: {monthly_usd: 50}
+cache: {enabled: true, max_size: 64MiB}
 `);
 
 const { child, port } = await startDaemon(binary, config);
 const origin = `http://127.0.0.1:${port}`;
 
-async function chat(model) {
+async function chat(model, extra = {}) {
   const res = await fetch(`${origin}/v1/chat/completions`, {
     method: "POST",
     headers: { "content-type": "application/json", authorization: `Bearer ${CLIENT_KEY}` },
-    body: JSON.stringify({ model, messages: [{ role: "user", content: "hello" }] }),
+    body: JSON.stringify({ model, messages: [{ role: "user", content: "hello" }], ...extra }),
   });
   assert.equal(res.status, 200, `${model} answered ${res.status}: ${await res.text()}`);
 }
@@ -119,6 +120,8 @@ try {
   assert.equal(await page.locator("#requests").textContent(), "0");
   assert.match(await page.locator("#aliases").textContent(), /coder → custom:broken/);
   assert.match(await page.locator("#budget").textContent(), /\$50\.00 \/ month/);
+  assert.equal(await page.locator("#cache").textContent(), "0 hits");
+  assert.match(await page.locator("#cache-sub").textContent(), /0 answers, 0\.0 of 64 MiB/);
 
   // Traffic: five requests to the broken model fall back to the working one; five go direct.
   for (let i = 0; i < 5; ++i) await chat("coder");
@@ -151,6 +154,15 @@ try {
   await chat("custom:local");
   await page.waitForFunction(() => document.getElementById("requests").textContent === "11",
     null, { timeout: 15000 });
+
+  // A deterministic request asked twice: the second is answered from the cache, at no cost,
+  // and the page counts the hit and what it saved ($0.014, the first answer's cost).
+  await chat("custom:local", { temperature: 0 });
+  await chat("custom:local", { temperature: 0 });
+  await page.waitForFunction(() => document.getElementById("cache").textContent === "1 hit",
+    null, { timeout: 15000 });
+  assert.match(await page.locator("#cache-sub").textContent(), /^saved \$0\.01 · 1 answer, /);
+  assert.equal(await page.locator("#spend").textContent(), "$0.17"); // 12 paid requests
 
   await page.screenshot({ path: join(workdir, "status-page.png"), fullPage: true });
 
