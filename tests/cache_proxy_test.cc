@@ -149,6 +149,47 @@ TEST_CASE("a stream that was cut is never stored") {
   CHECK(has_metric(d, "modelmux_cache_entries 0"));
 }
 
+TEST_CASE("an answer is served from the cache until its ttl, then asked again and stored anew") {
+  FakeUpstream upstream(good_handler());
+  TestDaemon d(fill(k_priced_cache + std::string("  ttl: 10m\n"),
+                    {{"url", upstream.base_url()}, {"when", "deterministic"}}));
+  post(d, "/v1/chat/completions", deterministic_chat(false));
+  d.app().advance_cache_clock(std::chrono::minutes(9));
+  CHECK(post(d, "/v1/chat/completions", deterministic_chat(false)).cache == "hit");
+  d.app().advance_cache_clock(std::chrono::minutes(2)); // 11 minutes after it was stored
+  CHECK(post(d, "/v1/chat/completions", deterministic_chat(false)).cache == "miss");
+  CHECK(upstream.request_count() == 2);
+  CHECK(post(d, "/v1/chat/completions", deterministic_chat(false)).cache == "hit");
+  CHECK(upstream.request_count() == 2);
+}
+
+TEST_CASE("an error answer, or a stream that carried an error, is never stored") {
+  std::atomic<int> calls{0};
+  SUBCASE("a 500, then a 200 stream with an error event in it") {
+    FakeUpstream upstream([&](const httplib::Request& req, httplib::Response& res) {
+      ++calls;
+      if (req.body.find("\"stream\":true") == std::string::npos) {
+        res.status = 500;
+        res.set_content(R"({"error":{"message":"overloaded","type":"server_error"}})",
+                        "application/json");
+        return;
+      }
+      res.set_content("data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"par\"}}]}\n\n"
+                      "data: {\"error\":{\"message\":\"model crashed\",\"type\":\"server_error\"}}"
+                      "\n\ndata: [DONE]\n\n",
+                      "text/event-stream");
+    });
+    TestDaemon d(fill(k_priced_cache, {{"url", upstream.base_url()}, {"when", "deterministic"}}));
+    CHECK(post(d, "/v1/chat/completions", deterministic_chat(false)).status == 502);
+    CHECK(post(d, "/v1/chat/completions", deterministic_chat(false)).status == 502);
+    stream_post(d.port(), "/v1/chat/completions", deterministic_chat(true));
+    const auto again = stream_post(d.port(), "/v1/chat/completions", deterministic_chat(true));
+    CHECK(again.headers.find("x-modelmux-cache")->second == "miss");
+    CHECK(calls == 4);
+    CHECK(has_metric(d, "modelmux_cache_entries 0"));
+  }
+}
+
 TEST_CASE("a burst of identical requests each goes upstream until one answer is stored") {
   Latch release;
   std::atomic<int> held{0};

@@ -338,7 +338,7 @@ private:
       chain.push_back(step.label);
     }
     m_cache_key = cache_key(m_route, chain, canonical.value());
-    const auto hit = m_app.cache().get(m_cache_key, Clock::now());
+    const auto hit = m_app.cache().get(m_cache_key, m_app.cache_now());
     if (!hit) {
       m_app.metrics().cache_request("miss");
       m_res.headers.set("x-modelmux-cache", "miss");
@@ -410,7 +410,7 @@ private:
     answer->target = m_record.target;
     answer->usage = tokens;
     answer->cost_micros = cost_micros;
-    m_app.cache().put(m_cache_key, std::move(answer), Clock::now());
+    m_app.cache().put(m_cache_key, std::move(answer), m_app.cache_now());
     m_cache_key.clear();
   }
 

@@ -73,6 +73,13 @@ public:
   GatewayMetrics& metrics() { return m_metrics; }
   // The response cache (SPEC §11); used only while the config enables it.
   CacheStore& cache() { return m_cache; }
+  // The cache's time: the steady clock, plus what a test moved it on by (time is injected, so
+  // a test of ttl expiry waits for nothing).
+  std::chrono::steady_clock::time_point cache_now() const {
+    return std::chrono::steady_clock::now() +
+           std::chrono::nanoseconds(m_cache_clock_advance_ns.load(std::memory_order_relaxed));
+  }
+  void advance_cache_clock(std::chrono::nanoseconds by) { m_cache_clock_advance_ns += by.count(); }
   // A SIGHUP: a new config swapped in (with the runtime models), or one refused.
   void reload(std::shared_ptr<const Snapshot> snapshot);
   void reload_failed() { m_metrics.config_reload(false); }
@@ -117,6 +124,7 @@ private:
   Log& m_log;
   MemoryResponseStore m_responses;
   MemoryCache m_cache{0, std::chrono::milliseconds(0)};
+  std::atomic<int64_t> m_cache_clock_advance_ns{0};
   GatewayMetrics m_metrics;
   double m_start_time_seconds;
   // One change of the published snapshot at a time — a reload, an admin registration or

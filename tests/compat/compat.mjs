@@ -174,6 +174,7 @@ await check("Anthropic SDK: unknown model is a NotFoundError", async () => {
 
 await import("./cross.mjs").then((m) => m.crossProtocolChecks({ check, openai, anthropic, fakes }));
 await import("./responses.mjs").then((m) => m.responsesChecks({ check, openai, fakes }));
+await import("./cache.mjs").then((m) => m.cacheChecks({ check, binary, fakes }));
 
 child.kill("SIGTERM");
 fakes.close();
