@@ -102,10 +102,34 @@ bool write_canonical(od::value value, std::string& out, int depth,
     append_json_string(out, s);
     return true;
   }
-  default: // numbers as written, true, false, null
-    out += trimmed(value.raw_json_token());
+  case od::json_type::number: {
+    // As written ("1.0" stays "1.0"), once the parser agrees it is a number.
+    const std::string_view written = trimmed(value.raw_json_token());
+    od::number number;
+    if (value.get_number().get(number)) {
+      return false;
+    }
+    out += written;
     return true;
   }
+  case od::json_type::boolean: {
+    bool b = false;
+    if (value.get_bool().get(b)) {
+      return false;
+    }
+    out += b ? "true" : "false";
+    return true;
+  }
+  case od::json_type::null: {
+    bool null = false;
+    if (value.is_null().get(null) || !null) {
+      return false;
+    }
+    out += "null";
+    return true;
+  }
+  }
+  return false;
 }
 
 } // namespace
@@ -119,7 +143,8 @@ Result<std::string> canonical_json(std::string_view body,
   std::string out;
   out.reserve(body.size());
   if (parser.iterate(padded).get(doc) || doc.get_value().get(root) ||
-      !write_canonical(root, out, 0, &leave_out) || out.empty() || out.front() != '{') {
+      !write_canonical(root, out, 0, &leave_out) || out.empty() || out.front() != '{' ||
+      !doc.current_location().error()) { // a location left: more after the object
     return make_error(ErrorKind::invalid_request, "the request body is not a JSON object");
   }
   return out;

@@ -80,8 +80,31 @@ mkdir -p "$build/corpus/probe_answers"
 printf '%s' '{"capabilities":["completion","tools","vision","thinking"],"model_info":{"llama.context_length":131072}}' \
   >"$build/corpus/probe_answers/ollama_show"
 
+# The cache: requests (for their canonical form) and whole answers (bit 2 clear), and streams
+# (bit 2 set), by protocol in bits 0-1 (0 OpenAI chat, 1 Anthropic, 2 Responses).
+for d in "$tx"/request_openai_to_anthropic_*; do
+  seed cache_replay "$(basename "$d")" '\x00' "$d/input.json"
+done
+for d in "$tx"/response_openai_to_anthropic_*; do
+  seed cache_replay "$(basename "$d")" '\x00' "$d/input.json"
+done
+for d in "$tx"/response_anthropic_to_openai_*; do
+  seed cache_replay "$(basename "$d")" '\x01' "$d/input.json"
+done
+for d in "$tx"/stream_openai_to_anthropic_* "$tx"/stream_anthropic_to_openai_*; do
+  name=$(basename "$d")
+  case $name in
+  stream_openai_*) kind='\x04' ;;
+  *) kind='\x05' ;;
+  esac
+  seed cache_replay "$name" "$kind" "$d/input.sse"
+done
+for d in "$tx"/stream_responses_passthrough; do
+  seed cache_replay "$(basename "$d")" '\x06' "$d/input.sse"
+done
+
 targets=(request_body sse translate_request translate_response translate_stream config metrics_labels
-  responses_request responses_stream probe_answers)
+  responses_request responses_stream probe_answers cache_replay)
 mkdir -p "$build/logs" "$build/findings"
 run_one() {
   local t=$1

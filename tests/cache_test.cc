@@ -60,6 +60,14 @@ TEST_CASE("canonical JSON keeps numbers as written and leaves stream options out
   CHECK_FALSE(canonical_json("{\"a\":"));
 }
 
+TEST_CASE("canonical JSON refuses what is not JSON rather than writing it out") {
+  CHECK_FALSE(canonical_json(R"({"n":05})"));   // a leading zero
+  CHECK_FALSE(canonical_json(R"({"n":1.})"));   // no digit after the point
+  CHECK_FALSE(canonical_json(R"({"b":tru})"));  // a cut literal
+  CHECK_FALSE(canonical_json(R"({"a":1} {})")); // more after the object
+  CHECK(canonical(R"({"b":true,"c":null,"n":-1.5e3})") == R"({"b":true,"c":null,"n":-1.5e3})");
+}
+
 TEST_CASE("the cache key depends on the route, the target chain and the request, nothing else") {
   const std::string body = canonical(R"({"model":"m","messages":[]})");
   const auto key = cache_key(ApiRoute::chat_completions, {"custom:a", "openai:gpt-4o"}, body);

@@ -167,4 +167,11 @@ TEST_CASE("real streams add up to whole answers; a cut or failed stream adds up 
       Protocol::openai, "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"cut\"}}]}\n\n"));
   CHECK_FALSE(answer_of_stream(Protocol::openai, "data: {\"error\":{\"message\":\"boom\"}}\n\n"));
   CHECK_FALSE(stream_of_answer(Protocol::anthropic, "not json", false));
+  // A delta for a block that never started is a broken stream, not an answer to keep.
+  CHECK_FALSE(answer_of_stream(
+      Protocol::anthropic,
+      "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\","
+      "\"content\":[]}}\n\nevent: content_block_delta\ndata: {\"type\":\"content_block_delta\","
+      "\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"x\"}}\n\n"
+      "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"));
 }

@@ -344,15 +344,27 @@ private:
       m_res.headers.set("x-modelmux-cache", "miss");
       co_return false;
     }
+    std::optional<std::string> replay;
+    if (m_body->stream) {
+      auto stream = stream_of_answer(m_protocol, hit->body, m_body->include_usage);
+      if (!stream) {
+        // A stored answer that cannot replay is the cache's fault: the request goes upstream
+        // as a miss, and its answer takes the entry's place.
+        m_app.metrics().cache_request("miss");
+        m_res.headers.set("x-modelmux-cache", "miss");
+        co_return false;
+      }
+      replay = std::move(stream.value());
+    }
     m_app.metrics().cache_request("hit");
     m_cache_key.clear(); // nothing to store
-    co_await serve_cached(*hit);
+    co_await serve_cached(*hit, replay);
     co_return true;
   }
 
-  // A hit: the stored answer in the client's mode — as it is, or replayed as a stream — with
+  // A hit: the stored answer in the client's mode — as it is, or `replay`, its stream — with
   // its original usage, at no cost, counting what it saved.
-  Task<void> serve_cached(const CachedAnswer& hit) {
+  Task<void> serve_cached(const CachedAnswer& hit, const std::optional<std::string>& replay) {
     m_res.status = 200;
     m_res.headers.set("x-modelmux-cache", "hit");
     set_modelmux_headers(m_res, hit.target, 0);
@@ -371,18 +383,12 @@ private:
       m_app.record_usage(std::move(usage));
       co_return;
     }
-    auto stream = stream_of_answer(m_protocol, hit.body, m_body->include_usage);
-    if (!stream) {
-      // A stored answer that cannot be replayed is the cache's fault, never the client's.
-      fail(stream.error());
-      co_return;
-    }
     m_res.content_type = "text/event-stream";
     m_res.headers.set("Cache-Control", "no-cache");
     m_streamed = true;
     observe_overhead();
     release_parser();
-    if (co_await m_reply.begin_stream(m_res) && co_await m_reply.write(stream.value())) {
+    if (co_await m_reply.begin_stream(m_res) && co_await m_reply.write(*replay)) {
       co_await m_reply.end_stream();
     }
     log_request(m_app.log(), m_record);

@@ -77,6 +77,9 @@ Result<std::string> openai_stream(const object& answer, bool include_usage) {
   if (!choices) {
     return not_replayable("no choices");
   }
+  if (choices->size() == 0) {
+    return not_replayable("no choices");
+  }
   for (const element c : *choices) {
     object choice;
     object message;
@@ -85,7 +88,11 @@ Result<std::string> openai_stream(const object& answer, bool include_usage) {
     }
     const int64_t index = int_of(choice, "index");
     std::string delta;
-    JsonWriter(delta).begin_object().field("role", "assistant").field("content", "").end_object();
+    JsonWriter(delta)
+        .begin_object()
+        .field("role", string_of(message, "role").value_or("assistant"))
+        .field("content", "")
+        .end_object();
     append_sse(out, {}, choice_chunk(answer, index, delta));
     for (const char* key : {"content", "reasoning_content", "refusal"}) {
       if (const auto text = string_of(message, key); text && !text->empty()) {
@@ -487,6 +494,9 @@ Result<std::string> openai_answer(const EventList& list) {
       }
     }
   }
+  if (choices.empty()) {
+    return not_replayable("the stream carried no choice");
+  }
   if (!done && std::all_of(choices.begin(), choices.end(),
                            [](const auto& c) { return c.second.finish_reason.empty(); })) {
     return not_replayable("the stream did not end");
@@ -564,6 +574,9 @@ Result<std::string> anthropic_answer(const EventList& list) {
     } else if (type == "content_block_start") {
       auto& b = blocks[int_of(e, "index")];
       if (const auto cb = field_of(e, "content_block")) {
+        if (!cb->is_object()) {
+          return not_replayable("a content block is not an object");
+        }
         b.start = minified(*cb);
         std::string_view block_type;
         if (!(*cb)["type"].get(block_type)) {
@@ -630,6 +643,9 @@ Result<std::string> anthropic_answer(const EventList& list) {
   w.key("content").begin_array();
   simdjson::dom::parser block_parser;
   for (const auto& [index, b] : blocks) {
+    if (b.start.empty()) {
+      return not_replayable("a content block's deltas came without its start");
+    }
     if (b.type == "text") {
       w.begin_object().field("type", "text").field("text", std::string_view(b.text)).end_object();
     } else if (b.type == "thinking") {
@@ -666,9 +682,13 @@ Result<std::string> responses_answer(const EventList& list) {
     }
     const auto type = string_of(e, "type").value_or(it->first);
     if (type == "response.completed") {
-      if (const auto r = field_of(e, "response")) {
+      // Only a response with its output is an answer to keep; one without cannot replay.
+      const auto r = field_of(e, "response");
+      simdjson::dom::array output;
+      if (r && r->is_object() && !(*r)["output"].get(output)) {
         return minified(*r);
       }
+      break;
     }
     if (type == "response.failed" || type == "error" || type == "response.incomplete") {
       break;
@@ -704,17 +724,29 @@ Result<std::string> answer_of_stream(Protocol protocol, std::string_view stream)
   SseParser sse;
   sse.feed(stream, list);
   sse.finish(list);
+  Result<std::string> answer = not_replayable("unknown protocol");
   switch (protocol) {
   case Protocol::openai:
-    return openai_answer(list);
+    answer = openai_answer(list);
+    break;
   case Protocol::anthropic:
-    return anthropic_answer(list);
+    answer = anthropic_answer(list);
+    break;
   case Protocol::responses:
-    return responses_answer(list);
+    answer = responses_answer(list);
+    break;
   case Protocol::any:
     break;
   }
-  return not_replayable("unknown protocol");
+  // Only an answer that replays is one to keep: what a hostile upstream put in a complete
+  // stream (an output item that is not an object, say) must not become a stored answer that
+  // fails every later hit.
+  if (answer) {
+    if (const auto replayed = stream_of_answer(protocol, answer.value(), true); !replayed) {
+      return replayed.error();
+    }
+  }
+  return answer;
 }
 
 } // namespace modelmux

@@ -20,7 +20,8 @@ Result<std::string> stream_of_answer(Protocol protocol, std::string_view answer,
                                      bool include_usage);
 
 // The whole answer a complete stream in protocol adds up to; an error if the stream is not
-// complete (no terminal event) or carried an error event.
+// complete (no terminal event), carried an error event, or adds up to an answer that would not
+// replay as a stream.
 Result<std::string> answer_of_stream(Protocol protocol, std::string_view stream);
 
 } // namespace modelmux
