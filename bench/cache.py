@@ -248,11 +248,14 @@ cache: {{enabled: true, when: always, max_size: 1GiB}}
     lines += ["", f"Hits counted by `modelmux_cache_requests_total{{result=\"hit\"}}` during the hit "
               f"rows: {hits:.0f} of {hit_requests} requests wrk counted. Non-2xx answers: {non2xx}.",
               "", "## Memory per cached KB", "",
-              "| answers | size each | cache bytes (metric) | RSS growth | RSS per cached KB |",
-              "|---|---|---|---|---|"]
+              "Each answer echoes a prompt of the size shown; an entry's bytes, as the cache counts "
+              "them (`modelmux_cache_size_bytes` / `modelmux_cache_entries`), are the answer's JSON, "
+              "its key and the bookkeeping.", "",
+              "| answers | prompt | bytes per entry (metric) | cache bytes (metric) | RSS growth | "
+              "RSS per cached KB |", "|---|---|---|---|---|---|"]
     for kb, entries, cache_bytes, rss in memory:
-        lines.append(f"| {entries} | ~{kb} KB | {cache_bytes / 1e6:.1f} MB | {rss / 1e6:.1f} MB | "
-                     f"{rss / cache_bytes * 1024:.0f} bytes |")
+        lines.append(f"| {entries} | {kb} KB | {cache_bytes / entries:.0f} | {cache_bytes / 1e6:.1f} MB | "
+                     f"{rss / 1e6:.1f} MB | {rss / cache_bytes * 1024:.0f} bytes |")
     text = "\n".join(lines) + "\n"
     print(text)
     with open(out_path, "w") as f:
