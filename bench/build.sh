@@ -12,6 +12,6 @@ export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends \
   cmake g++ ninja-build pkg-config libcpp-httplib-dev libsimdjson-dev libyaml-cpp-dev \
-  libssl-dev libconcurrentqueue-dev libboost1.81-dev doctest-dev python3 procps "$@" >/dev/null
+  libssl-dev libconcurrentqueue-dev libboost1.81-dev libhiredis-dev doctest-dev python3 procps "$@" >/dev/null
 cmake -S . -B build-bench -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
 cmake --build build-bench

@@ -132,6 +132,9 @@ void App::flush_usage() {
 void App::add_to_stats(const UsageRecord& record, bool live) {
   const auto snapshot = m_snapshot.load();
   if (live) {
+    if (auto* shared = m_shared.load(); shared != nullptr && record.cost_micros > 0) {
+      shared->spend().add(record.ts_ms, record.cost_micros);
+    }
     const Target* served = target_of_record(*snapshot->registry, record.target);
     const std::string_view provider =
         served != nullptr ? otel_provider_name(served->endpoint.type) : "none";
@@ -218,9 +221,66 @@ BudgetState App::budget(const BudgetConfig& limits, int64_t now_ms) const {
   if (!limits.monthly_micros && !limits.daily_micros) {
     return {};
   }
-  const int64_t month = utc_month_index(now_ms) == m_month_index ? m_month_spend.load() : 0;
-  const int64_t day = utc_day_index(now_ms) == m_day_index ? m_day_spend.load() : 0;
+  int64_t month = utc_month_index(now_ms) == m_month_index ? m_month_spend.load() : 0;
+  int64_t day = utc_day_index(now_ms) == m_day_index ? m_day_spend.load() : 0;
+  // With shared state, the fleet's spend as last heard plus this instance's since; never less
+  // than this instance's own (a Redis that lost its data must not reopen a spent budget).
+  if (auto* shared = m_shared.load()) {
+    month = std::max(month, shared->spend().month(now_ms).value_or(0));
+    day = std::max(day, shared->spend().day(now_ms).value_or(0));
+  }
   return judge_budget(limits, month, day);
+}
+
+void App::attach_shared(SharedState* shared) {
+  m_shared.store(shared);
+  if (shared != nullptr) {
+    shared->on_cooldown([this](const SharedCooldown& c) { apply_shared_cooldown(c); });
+  }
+}
+
+void App::apply_shared_cooldown(const SharedCooldown& cooldown) {
+  const auto snapshot = m_snapshot.load();
+  for (const auto& t : snapshot->registry->targets()) {
+    if (t.name != cooldown.entry) {
+      continue;
+    }
+    const size_t keys = std::max<size_t>(1, t.endpoint.api_keys.size());
+    for (size_t k = 0; k < keys; ++k) {
+      const std::string_view key =
+          t.endpoint.api_keys.empty() ? std::string_view() : t.endpoint.api_keys[k].value;
+      if (key_fingerprint(key) != cooldown.key_id) {
+        continue;
+      }
+      const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count();
+      const auto until =
+          std::chrono::steady_clock::now() +
+          std::chrono::milliseconds(std::max<int64_t>(0, cooldown.until_ms - now_ms));
+      snapshot->health[t.index]->admit(cooldown.model).health->cool_key(k, until);
+      return;
+    }
+  }
+}
+
+void App::share_cooldown(const RouteStep& step, size_t key,
+                         std::chrono::steady_clock::time_point until) {
+  auto* shared = m_shared.load();
+  if (shared == nullptr || step.target == nullptr) {
+    return;
+  }
+  const auto& keys = step.target->endpoint.api_keys;
+  const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        until - std::chrono::steady_clock::now())
+                        .count();
+  shared->publish_cooldown(SharedCooldown{
+      step.target->name, step.target->is_custom ? "" : step.upstream_model,
+      key_fingerprint(key < keys.size() ? std::string_view(keys[key].value) : std::string_view()),
+      now_ms + std::max<int64_t>(0, left)});
 }
 
 std::string App::metrics_text() const {

@@ -1030,7 +1030,7 @@ void read_top_level(Loader& l, const YAML::Node& root, Config& c) {
   l.each_key(
       root, "",
       {"listen", "state_dir", "server", "auth", "providers", "custom_models", "aliases", "routing",
-       "health", "budget", "logging", "cache"},
+       "health", "budget", "logging", "cache", "redis"},
       [&](const std::string& key, const YAML::Node& v, const std::string& p, const YAML::Node&) {
         if (key == "listen") {
           listen_mark = mark_of(v);
@@ -1200,19 +1200,59 @@ void read_top_level(Loader& l, const YAML::Node& root, Config& c) {
                            l.dollars(vv, pp);
                      });
         } else if (key == "cache") {
-          l.each_key(v, p, {"enabled", "ttl", "max_size", "when"},
+          l.each_key(
+              v, p, {"enabled", "ttl", "max_size", "when"},
+              [&](const std::string& k, const YAML::Node& vv, const std::string& pp,
+                  const YAML::Node&) {
+                if (k == "enabled") {
+                  c.cache.enabled = l.boolean(vv, pp).value_or(false);
+                } else if (k == "ttl") {
+                  c.cache.ttl = l.duration(vv, pp).value_or(c.cache.ttl);
+                } else if (k == "max_size") {
+                  c.cache.max_size = l.size(vv, pp).value_or(c.cache.max_size);
+                } else if (auto i = l.choice(vv, pp, {"deterministic", "always", "header"})) {
+                  c.cache.when = static_cast<CacheWhen>(*i);
+                }
+              });
+        } else if (key == "redis") {
+          RedisConfig redis;
+          bool has_url = false;
+          l.each_key(v, p, {"url", "username", "password", "key_prefix"},
                      [&](const std::string& k, const YAML::Node& vv, const std::string& pp,
                          const YAML::Node&) {
-                       if (k == "enabled") {
-                         c.cache.enabled = l.boolean(vv, pp).value_or(false);
-                       } else if (k == "ttl") {
-                         c.cache.ttl = l.duration(vv, pp).value_or(c.cache.ttl);
-                       } else if (k == "max_size") {
-                         c.cache.max_size = l.size(vv, pp).value_or(c.cache.max_size);
-                       } else if (auto i = l.choice(vv, pp, {"deterministic", "always", "header"})) {
-                         c.cache.when = static_cast<CacheWhen>(*i);
+                       if (k == "password") {
+                         bool ok = false;
+                         redis.password = l.secret(vv, pp, ok);
+                         return;
+                       }
+                       const auto s = l.string(vv, pp);
+                       if (!s) {
+                         return;
+                       }
+                       if (k == "url") {
+                         if (auto e = parse_redis_url(*s)) {
+                           redis.url = *s;
+                           redis.endpoint = *e;
+                           has_url = true;
+                         } else {
+                           l.fail(vv, pp,
+                                  "expected redis://host:port/db or rediss://host:port/db, with no "
+                                  "credentials (they go in redis.username and redis.password)");
+                         }
+                       } else if (k == "username") {
+                         redis.username = *s;
+                       } else if (s->empty()) {
+                         l.fail(vv, pp,
+                                "key_prefix must not be empty: it keeps modelmux's keys apart");
+                       } else {
+                         redis.key_prefix = *s;
                        }
                      });
+          if (has_url) {
+            c.redis = std::move(redis);
+          } else {
+            l.fail(v, p, "redis needs a url");
+          }
         } else if (key == "logging") {
           l.each_key(v, p, {"level", "format"},
                      [&](const std::string& k, const YAML::Node& vv, const std::string& pp,
@@ -1251,6 +1291,46 @@ void read_top_level(Loader& l, const YAML::Node& root, Config& c) {
 }
 
 } // namespace
+
+std::optional<RedisEndpoint> parse_redis_url(std::string_view url) {
+  RedisEndpoint e;
+  if (url.starts_with("rediss://")) {
+    e.tls = true;
+    url.remove_prefix(9);
+  } else if (url.starts_with("redis://")) {
+    url.remove_prefix(8);
+  } else {
+    return std::nullopt;
+  }
+  const size_t slash = url.find('/');
+  std::string_view authority = url.substr(0, slash);
+  std::string_view path = slash == std::string_view::npos ? "" : url.substr(slash + 1);
+  if (authority.empty() || authority.find_first_of("@?#") != std::string_view::npos ||
+      path.find_first_of("?#") != std::string_view::npos) {
+    return std::nullopt;
+  }
+  const size_t colon = authority.rfind(':');
+  if (colon != std::string_view::npos && authority.find(']') == std::string_view::npos) {
+    const auto port = parse_int(authority.substr(colon + 1));
+    if (!port || *port < 1 || *port > 65535) {
+      return std::nullopt;
+    }
+    e.port = static_cast<int>(*port);
+    authority = authority.substr(0, colon);
+  }
+  if (authority.empty()) {
+    return std::nullopt;
+  }
+  e.host = std::string(authority);
+  if (!path.empty()) {
+    const auto db = parse_int(path);
+    if (!db || *db < 0 || *db > 1'000'000) {
+      return std::nullopt;
+    }
+    e.db = static_cast<int>(*db);
+  }
+  return e;
+}
 
 ConfigLoad load_config_text(const std::string& text, const std::string& file,
                             const ConfigEnvironment& env) {

@@ -3,6 +3,7 @@
 
 #include "modelmux/json.h"
 #include "modelmux/text.h"
+#include "modelmux/usage.h"
 
 #include <algorithm>
 #include <cmath>
@@ -81,7 +82,8 @@ std::string_view health_status(const std::vector<NamedReport>& reports) {
 
 std::string health_json(const std::vector<NamedReport>& reports,
                         std::chrono::steady_clock::time_point steady_now,
-                        std::chrono::system_clock::time_point system_now) {
+                        std::chrono::system_clock::time_point system_now,
+                        const SharedStatus* shared) {
   const std::string_view status = health_status(reports);
   std::string out;
   JsonWriter w(out);
@@ -121,7 +123,21 @@ std::string health_json(const std::vector<NamedReport>& reports,
     }
     w.end_object();
   }
-  w.end_array().end_object();
+  w.end_array();
+  if (shared != nullptr) {
+    w.key("redis").begin_object();
+    w.field("state", state_name(shared->state)).field("url", std::string_view(shared->url));
+    w.field("since", std::string_view(rfc3339_utc(shared->since_ms)));
+    w.key("why");
+    if (shared->why.empty()) {
+      w.null();
+    } else {
+      w.value(std::string_view(shared->why));
+    }
+    w.key("unsent_usd").raw(usd_from_micros(shared->unsent_micros));
+    w.field("dropped", shared->dropped).end_object();
+  }
+  w.end_object();
   return out;
 }
 

@@ -3,6 +3,7 @@
 #include "modelmux/response_cache.h"
 
 #include "modelmux/json.h"
+#include "modelmux/text.h"
 
 #include <algorithm>
 #include <openssl/evp.h>
@@ -250,6 +251,58 @@ void MemoryCache::erase_locked(std::list<Entry>::iterator it) {
   m_bytes -= it->bytes;
   m_index.erase(it->key);
   m_lru.erase(it);
+}
+
+std::string encode_cached_answer(const CachedAnswer& answer) {
+  std::string out = "modelmux-answer-1\n";
+  out += answer.target;
+  out += '\n';
+  for (const int64_t n : {answer.cost_micros, answer.usage.input_tokens, answer.usage.output_tokens,
+                          answer.usage.cache_read_tokens, answer.usage.cache_write_tokens,
+                          int64_t{answer.usage.reported ? 1 : 0}}) {
+    out += std::to_string(n);
+    out += ' ';
+  }
+  out.back() = '\n';
+  out += answer.body;
+  return out;
+}
+
+std::optional<CachedAnswer> decode_cached_answer(std::string_view bytes) {
+  auto line = [&]() -> std::optional<std::string_view> {
+    const size_t end = bytes.find('\n');
+    if (end == std::string_view::npos) {
+      return std::nullopt;
+    }
+    const auto l = bytes.substr(0, end);
+    bytes.remove_prefix(end + 1);
+    return l;
+  };
+  const auto version = line();
+  const auto target = line();
+  auto numbers = line();
+  if (!version || *version != "modelmux-answer-1" || !target || target->empty() || !numbers) {
+    return std::nullopt;
+  }
+  int64_t n[6];
+  for (auto& v : n) {
+    const size_t end = std::min(numbers->find(' '), numbers->size());
+    const auto parsed = parse_int(numbers->substr(0, end));
+    if (!parsed || *parsed < 0) {
+      return std::nullopt;
+    }
+    v = *parsed;
+    numbers->remove_prefix(std::min(end + 1, numbers->size()));
+  }
+  if (!numbers->empty() || n[5] > 1 || bytes.empty()) {
+    return std::nullopt;
+  }
+  CachedAnswer a;
+  a.target = std::string(*target);
+  a.cost_micros = n[0];
+  a.usage = TokenUsage{n[1], n[2], n[3], n[4], n[5] == 1};
+  a.body = std::string(bytes);
+  return a;
 }
 
 } // namespace modelmux

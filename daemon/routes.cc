@@ -95,9 +95,14 @@ std::vector<NamedReport> health_reports(const Snapshot& snapshot,
   return reports;
 }
 
-std::string health_body(const Snapshot& snapshot) {
+std::string health_body(const App& app, const Snapshot& snapshot) {
   const auto now = std::chrono::steady_clock::now();
-  return health_json(health_reports(snapshot, now), now, std::chrono::system_clock::now());
+  std::optional<SharedStatus> shared;
+  if (const auto* link = app.shared()) {
+    shared = link->status();
+  }
+  return health_json(health_reports(snapshot, now), now, std::chrono::system_clock::now(),
+                     shared ? &*shared : nullptr);
 }
 
 std::string monitoring_body(const App& app, const Snapshot& snapshot) {
@@ -210,7 +215,7 @@ namespace {
 bool handle_get(App& m_app, const Snapshot& snap, const HttpRequest& req, HttpResponse& res) {
   const Snapshot* snapshot = &snap;
   if (req.path == "/health") {
-    res.set_content(health_body(*snapshot), "application/json");
+    res.set_content(health_body(m_app, *snapshot), "application/json");
     return true;
   }
   if (req.path == "/v1/models") {
@@ -272,7 +277,7 @@ bool handle_get(App& m_app, const Snapshot& snap, const HttpRequest& req, HttpRe
       return true;
     }
     res.headers.set("Cache-Control", "no-store");
-    res.set_content(m_app.status_json(health_body(*snapshot)), "application/json");
+    res.set_content(m_app.status_json(health_body(m_app, *snapshot)), "application/json");
     return true;
   }
   if (req.path == "/api/usage") {

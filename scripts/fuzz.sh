@@ -103,8 +103,13 @@ for d in "$tx"/stream_responses_passthrough; do
   seed cache_replay "$(basename "$d")" '\x06' "$d/input.sse"
 done
 
+mkdir -p "$build/corpus/shared_values"
+printf 'modelmux-answer-1\ncustom:local\n278 210 34 10 0 1\n{"id":"c","choices":[]}' \
+  >"$build/corpus/shared_values/answer"
+printf 'openai\tgpt-4o\t0123456789abcdef\t1796342460000' >"$build/corpus/shared_values/cooldown"
+
 targets=(request_body sse translate_request translate_response translate_stream config metrics_labels
-  responses_request responses_stream probe_answers cache_replay)
+  responses_request responses_stream probe_answers cache_replay shared_values)
 mkdir -p "$build/logs" "$build/findings"
 run_one() {
   local t=$1

@@ -143,7 +143,17 @@ TEST_CASE("a stream that stalls mid-answer ends with an error event after idle_t
   });
   FakeUpstream good(good_handler());
   {
-    TestDaemon d(chain(stalling, good));
+    // A first byte may take its time (a loaded sanitizer build is slow to start one); the
+    // silence after it is what is under test.
+    TestDaemon d(fill(R"(
+custom_models:
+  - {id: faulty, endpoint: "{faulty}", model: m, timeout: 10s, idle_timeout: 300ms,
+     fallback: [custom:good]}
+  - {id: good, endpoint: "{good}", model: m, probe: none}
+health:
+  active: {interval: 1h}
+)",
+                      {{"faulty", stalling.base_url()}, {"good", good.base_url()}}));
     const auto s = stream_post(d.port(), "/v1/chat/completions", chat_body("custom:faulty", true));
     CHECK(s.status == 200);
     CHECK(s.headers.find("x-modelmux-target")->second == "custom:faulty");

@@ -26,6 +26,42 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// Shared state (SPEC §12) is never on the critical path for long: a read that takes longer than
+// this is treated as absent. Redis on a LAN answers in well under a millisecond.
+constexpr auto k_shared_read_deadline = std::chrono::milliseconds(30);
+// How far back a conversation is followed in Redis, and how long a response is kept there (as
+// the local store keeps it).
+constexpr int k_max_shared_turns = 256;
+constexpr auto k_shared_response_ttl = std::chrono::hours(24);
+
+// A read of shared state, awaited on this worker for at most `within`: nullopt when the key is
+// absent, the answer is slow, or the link is down. The answer comes on the link's thread and is
+// posted here; one that comes too late finds the wait over and is dropped.
+Task<std::optional<std::string>> shared_get(SharedState& shared, std::string key,
+                                            std::chrono::milliseconds within) {
+  const auto executor = co_await asio::this_coro::executor;
+  struct Wait {
+    explicit Wait(const asio::any_io_executor& ex) : timer(ex) {}
+    asio::steady_timer timer;
+    std::optional<std::string> value;
+    bool over = false;
+  };
+  auto wait = std::make_shared<Wait>(executor);
+  wait->timer.expires_after(within);
+  shared.get(std::move(key), [wait, executor](std::optional<std::string> value) {
+    asio::post(executor, [wait, value = std::move(value)]() mutable {
+      if (!wait->over) {
+        wait->over = true;
+        wait->value = std::move(value);
+        wait->timer.cancel();
+      }
+    });
+  });
+  co_await wait->timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  wait->over = true;
+  co_return std::move(wait->value);
+}
+
 std::mt19937_64& thread_rng() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
   return rng;
@@ -206,6 +242,7 @@ private:
       co_return fail(policy.error());
     }
     if (m_route == ApiRoute::responses) {
+      co_await fetch_shared_conversation();
       if (auto st = start_response(); !st) {
         co_return fail(st.error());
       }
@@ -338,7 +375,17 @@ private:
       chain.push_back(step.label);
     }
     m_cache_key = cache_key(m_route, chain, canonical.value());
-    const auto hit = m_app.cache().get(m_cache_key, m_app.cache_now());
+    auto hit = m_app.cache().get(m_cache_key, m_app.cache_now());
+    if (auto* shared = m_app.shared(); !hit && shared != nullptr) {
+      // Another instance may have stored it (SPEC §12): asked, for a moment at most.
+      if (auto bytes =
+              co_await shared_get(*shared, "cache:" + m_cache_key, k_shared_read_deadline)) {
+        if (auto decoded = decode_cached_answer(*bytes)) {
+          hit = std::make_shared<const CachedAnswer>(std::move(*decoded));
+          m_app.cache().put(m_cache_key, hit, m_app.cache_now());
+        }
+      }
+    }
     if (!hit) {
       m_app.metrics().cache_request("miss");
       m_res.headers.set("x-modelmux-cache", "miss");
@@ -416,6 +463,10 @@ private:
     answer->target = m_record.target;
     answer->usage = tokens;
     answer->cost_micros = cost_micros;
+    if (auto* shared = m_app.shared()) {
+      shared->put("cache:" + m_cache_key, encode_cached_answer(*answer),
+                  m_snapshot.config->cache.ttl);
+    }
     m_app.cache().put(m_cache_key, std::move(answer), m_app.cache_now());
     m_cache_key.clear();
   }
@@ -890,6 +941,40 @@ private:
                                      upstream, m_responses.tools, limit);
   }
 
+  // With shared state (SPEC §12), a conversation another instance stored: its responses are
+  // read from Redis, newest first, until one known here or the first, and kept here too. Each
+  // read waits k_shared_read_deadline at most; what does not come in time is simply unknown.
+  Task<void> fetch_shared_conversation() {
+    auto* shared = m_app.shared();
+    std::string_view previous;
+    if (shared == nullptr || m_body->root["previous_response_id"].get(previous) ||
+        previous.empty()) {
+      co_return;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (m_app.responses().conversation(previous, now)) {
+      co_return;
+    }
+    std::vector<std::pair<std::string, std::string>> fetched; // id, "parent\nitems"
+    std::string id(previous);
+    for (int hops = 0; hops < k_max_shared_turns && !id.empty(); ++hops) {
+      auto bytes = co_await shared_get(*shared, "resp:" + id, k_shared_read_deadline);
+      if (!bytes || bytes->find('\n') == std::string::npos) {
+        co_return; // unknown, slow or down: the request says the id is unknown
+      }
+      std::string parent = bytes->substr(0, bytes->find('\n'));
+      fetched.emplace_back(std::move(id), std::move(*bytes));
+      if (parent.empty() || m_app.responses().conversation(parent, now)) {
+        break;
+      }
+      id = std::move(parent);
+    }
+    for (auto it = fetched.rbegin(); it != fetched.rend(); ++it) {
+      const size_t nl = it->second.find('\n');
+      m_app.responses().put(it->first, it->second.substr(0, nl), it->second.substr(nl + 1), now);
+    }
+  }
+
   // A Responses request: its id, and the conversation it continues.
   Status start_response() {
     const auto& root = m_body->root;
@@ -949,6 +1034,10 @@ private:
       items.push_back(',');
     }
     items += output_items;
+    if (auto* shared = app.shared()) {
+      shared->put("resp:" + std::string(id), context.previous_response_id + "\n" + items,
+                  k_shared_response_ttl);
+    }
     app.responses().put(std::string(id), context.previous_response_id, std::move(items),
                         std::chrono::steady_clock::now());
   }
@@ -1104,12 +1193,15 @@ private:
   enum class Try { served, failed, rate_limited };
 
   // A 429 cools the key for as long as the upstream asks.
-  void cool_down(TargetHealth& health, size_t key, const HttpHeaders& headers) {
+  // With shared state, the other instances cool the same key (SPEC §12).
+  void cool_down(const RouteStep& step, TargetHealth& health, size_t key,
+                 const HttpHeaders& headers) {
     const auto wait =
         retry_after(std::string(headers.get("retry-after")),
                     std::string(headers.get("retry-after-ms")), std::chrono::system_clock::now())
             .value_or(k_default_cool_down);
     health.cool_key(key, Clock::now() + wait);
+    m_app.share_cooldown(step, key, Clock::now() + wait);
   }
 
   Task<Try> try_buffered(const RouteStep& step, UpstreamRequest request, Protocol upstream,
@@ -1122,7 +1214,7 @@ private:
         std::min(m_deadline, std::max(head_deadline, Clock::now() + step.target->idle_timeout)),
         static_cast<size_t>(m_snapshot.config->server.max_answer_size));
     if (reply.outcome == Outcome::http_429) {
-      cool_down(health, key, reply.headers);
+      cool_down(step, health, key, reply.headers);
       co_return Try::rate_limited;
     }
     co_return serve_buffered(step, std::move(reply), upstream);
@@ -1334,7 +1426,7 @@ private:
       c.status = c.exchange->status();
       const Outcome outcome = outcome_from(c.status);
       if (outcome == Outcome::http_429) {
-        cool_down(health_of(*c.step), c.key, c.exchange->headers());
+        cool_down(*c.step, health_of(*c.step), c.key, c.exchange->headers());
         co_return decide(c, Contender::Phase::rate_limited, outcome, "HTTP 429");
       }
       if (outcome == Outcome::http_4xx) {

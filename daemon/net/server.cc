@@ -6,6 +6,7 @@
 #include "modelmux/routes.h"
 #include "net/client_reply.h"
 #include "net/proxy.h"
+#include "net/redis_link.h"
 #include "net/worker.h"
 
 #include <atomic>
@@ -363,6 +364,9 @@ struct Server::Impl {
   explicit Impl(App& app) : shared(app) {}
 
   net::Shared shared;
+  // The link to Redis when the config names one (SPEC §12); made before the workers and gone
+  // before them, as what it answers is posted to their loops.
+  std::unique_ptr<SharedState> redis;
   std::vector<std::unique_ptr<net::Worker>> workers;
   std::unique_ptr<net::tcp::acceptor> acceptor;
   std::unique_ptr<asio::steady_timer> room; // wakes the acceptor when a connection closes
@@ -419,6 +423,10 @@ net::Task<void> Server::Impl::accept_loop() {
 }
 
 Server::Server(App& app) : m_impl(std::make_unique<Impl>(app)) {
+  if (const auto& redis = app.snapshot()->config->redis) {
+    m_impl->redis = net::make_redis_link(*redis, app.log());
+    app.attach_shared(m_impl->redis.get());
+  }
   const auto& server = app.snapshot()->config->server;
   unsigned n = server.workers > 0 ? static_cast<unsigned>(server.workers)
                                   : std::max(1u, std::thread::hardware_concurrency());
@@ -430,6 +438,12 @@ Server::Server(App& app) : m_impl(std::make_unique<Impl>(app)) {
 
 Server::~Server() {
   stop();
+  if (m_impl->redis) {
+    auto& app = m_impl->shared.app;
+    app.flush_usage(); // every record's spend handed to the link before it goes
+    app.attach_shared(nullptr);
+    m_impl->redis.reset();
+  }
   m_impl->idle_guards.clear(); // they point into the workers' io_contexts
   m_impl->room.reset();
   m_impl->acceptor.reset();

@@ -10,7 +10,9 @@
 #include "modelmux/log.h"
 #include "modelmux/registry.h"
 #include "modelmux/response_store.h"
+#include "modelmux/router.h"
 #include "modelmux/runtime_models.h"
+#include "modelmux/shared_state.h"
 #include "modelmux/status.h"
 #include "modelmux/usage_log.h"
 
@@ -113,6 +115,16 @@ public:
   // its own snapshot's budget.
   BudgetState budget(const BudgetConfig& limits, int64_t now_ms) const;
 
+  // The state shared with other instances through Redis (SPEC §12), or null. Attached before
+  // serving and detached before it goes away (the Server owns it).
+  void attach_shared(SharedState* shared);
+  SharedState* shared() const { return m_shared.load(); }
+  // A cooldown another instance saw: the key it names cools here too.
+  void apply_shared_cooldown(const SharedCooldown& cooldown);
+  // A 429 cooled a key here: the other instances hear of it.
+  void share_cooldown(const RouteStep& step, size_t key,
+                      std::chrono::steady_clock::time_point until);
+
 private:
   SnapshotLoad merge_runtime_models(const Snapshot& snapshot);
   // Swaps in snapshot; the caller holds m_publish_mutex.
@@ -124,6 +136,7 @@ private:
   Log& m_log;
   MemoryResponseStore m_responses;
   MemoryCache m_cache{0, std::chrono::milliseconds(0)};
+  std::atomic<SharedState*> m_shared{nullptr};
   std::atomic<int64_t> m_cache_clock_advance_ns{0};
   GatewayMetrics m_metrics;
   double m_start_time_seconds;

@@ -198,6 +198,25 @@ struct CacheConfig {
   CacheWhen when = CacheWhen::deterministic;
 };
 
+// Shared state for several instances (SPEC §12): where the Redis (or Valkey) server is.
+struct RedisEndpoint {
+  bool tls = false; // rediss://
+  std::string host;
+  int port = 6379;
+  int db = 0;
+};
+// redis://host[:port][/db] or rediss://...; nullopt for anything else, credentials included
+// (they go in redis.username and redis.password, so the URL can be shown).
+std::optional<RedisEndpoint> parse_redis_url(std::string_view url);
+
+struct RedisConfig {
+  std::string url; // as written: shown on /health and /api/status
+  RedisEndpoint endpoint;
+  std::string username; // optional (Redis 6 ACL user)
+  Secret password;      // optional; from ${env:} or ${cred:}, never shown
+  std::string key_prefix = "modelmux:";
+};
+
 struct LoggingConfig {
   LogLevel level = LogLevel::info;
   LogFormat format = LogFormat::text;
@@ -218,6 +237,7 @@ struct Config {
   BudgetConfig budget;
   LoggingConfig logging;
   CacheConfig cache;
+  std::optional<RedisConfig> redis; // absent: this instance keeps its state to itself
 };
 
 struct ConfigError {

@@ -6,6 +6,7 @@
 
 #include "modelmux/config.h"
 #include "modelmux/outcome.h"
+#include "modelmux/shared_state.h"
 
 #include <atomic>
 #include <chrono>
@@ -51,9 +52,13 @@ std::string_view health_status(const std::vector<NamedReport>& reports);
 // GET /health: {"status": "ok"|"degraded"|"down", "targets": [{"target", "state", "reason",
 // "ejected_until" (UTC, ISO 8601), "success_rate", "p95_latency_ms"}]}. "down" when no target
 // can serve, "degraded" when any is not healthy. steady_now and system_now are the same instant.
+// With shared state (SPEC §12), "redis": {"state": "connecting"|"up"|"down", "url", "since",
+// "why", "unsent_usd", "dropped"}: an instance whose Redis is down still serves, so it does not
+// change "status".
 std::string health_json(const std::vector<NamedReport>& reports,
                         std::chrono::steady_clock::time_point steady_now,
-                        std::chrono::system_clock::time_point system_now);
+                        std::chrono::system_clock::time_point system_now,
+                        const SharedStatus* shared = nullptr);
 
 class TargetHealth {
 public:

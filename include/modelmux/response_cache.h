@@ -17,6 +17,7 @@
 #include <list>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -50,6 +51,12 @@ struct CachedAnswer {
   int64_t cost_micros = 0; // what it cost then: what each hit saves
   size_t bytes() const { return body.size() + target.size() + sizeof(CachedAnswer); }
 };
+
+// A stored answer as bytes, for a shared store (SPEC §12): a version line, the target, the cost
+// and the usage on one line each, then the body as it is. decode is given whatever the store
+// holds, so anything but what encode wrote is nullopt.
+std::string encode_cached_answer(const CachedAnswer& answer);
+std::optional<CachedAnswer> decode_cached_answer(std::string_view bytes);
 
 struct CacheStats {
   size_t entries = 0;
