@@ -435,6 +435,17 @@ Result<std::string> status_text(std::string_view body) {
         << text_or(spend["reference_model"]) << " at $"
         << format("%.2f", number_or(spend["reference_usd"])) << "\n";
   }
+  element redis;
+  if (!health["redis"].get(redis)) {
+    const std::string state = text_or(redis["state"]);
+    out << "redis      " << state << " (" << text_or(redis["url"]) << ") since "
+        << text_or(redis["since"]);
+    if (state != "up") {
+      out << ": " << text_or(redis["why"]) << "; $"
+          << format("%.2f", number_or(redis["unsent_usd"])) << " not yet shared";
+    }
+    out << "\n";
+  }
   // A daemon older than the cache sends no "cache": it has none.
   element cache;
   if (doc["cache"].get(cache) || cache.is_null()) {

@@ -230,6 +230,10 @@ TEST_CASE("Redis killed and started again under load: no request fails and the s
   CHECK(health->status == 200);
   CHECK(health->body.find(R"("redis":{"state":"down")") != std::string::npos);
   CHECK(a.app().shared()->status().unsent_micros > 0);
+  // modelmux status says so too.
+  const auto text = status_text(a.app().status_json(health->body));
+  REQUIRE(text);
+  CHECK(text.value().find("redis      down (" + redis.url() + ")") != std::string::npos);
   redis.start();
   REQUIRE(eventually([&] { return redis_up(a) && redis_up(b); }));
   const int at_return = served;

@@ -35,6 +35,7 @@ SECRETS = {
     "admin key": "mm-secret-admin-e3a8f1",
     "runtime model key (admin API)": "sk-secret-runtime-9a6b24",
     "url password": "secret-url-password-31f0",
+    "redis password": "secret-redis-password-6c2e",
 }
 
 
@@ -113,10 +114,12 @@ routing:
 health:
   active: {{interval: 200ms}}
 logging: {{level: debug, format: {fmt}}}
+redis: {{url: "redis://127.0.0.1:1/0", password: "${{env:MM_REDIS_PASSWORD}}"}}
 """)
 
     env = dict(os.environ, MM_CLIENT_KEY=SECRETS["client key"], MM_ADMIN_KEY=SECRETS["admin key"],
-               MM_PROVIDER_KEY=SECRETS["provider key (env)"])
+               MM_PROVIDER_KEY=SECRETS["provider key (env)"],
+               MM_REDIS_PASSWORD=SECRETS["redis password"])
     write_config("text")
     daemon, base, log_lines = modelmux_process.start(binary, config, env)
     produced = []  # (where, text)
