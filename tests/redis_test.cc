@@ -91,6 +91,20 @@ TEST_CASE("two instances sharing a Redis hold one budget between them") {
   CHECK(upstream.request_count() == 3);
 }
 
+TEST_CASE("an instance that stops cleanly has sent all it spent") {
+  RedisServer redis(dead_port());
+  FakeUpstream upstream(dollar_answers());
+  const auto yaml = fill(k_fleet, {{"url", upstream.base_url()}, {"redis", redis.url()}});
+  {
+    TestDaemon a(yaml);
+    REQUIRE(eventually([&] { return redis_up(a); }));
+    for (int i = 0; i < 3; ++i) {
+      CHECK(post_status(a, "/v1/chat/completions", chat_body("custom:local")) == 200);
+    }
+  } // stopped at once, within the 100 ms between two sends
+  CHECK(redis.command({"GET", month_key()}) == "3000000");
+}
+
 TEST_CASE("a 429 one instance saw cools the same key on the other") {
   RedisServer redis(dead_port());
   std::atomic<int> limited_calls{0};

@@ -19,6 +19,7 @@
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <deque>
+#include <future>
 #include <hiredis/hiredis.h>
 #include <mutex>
 #include <thread>
@@ -142,6 +143,7 @@ public:
   }
 
   ~RedisLink() override {
+    send_last_spend(std::chrono::seconds(1));
     {
       std::lock_guard lock(m_mutex);
       m_stopping = true;
@@ -151,6 +153,46 @@ public:
     // Callbacks still queued or awaiting an answer are dropped, never run: their waiters are
     // on event loops that are going away too.
     m_queue.clear();
+  }
+
+  // A clean stop: the spend not yet sent goes now, waited for at most `within`, so the fleet's
+  // total keeps every request this instance served.
+  void send_last_spend(std::chrono::milliseconds within) {
+    if (status().state != SharedStatus::State::up) {
+      return;
+    }
+    auto finished = std::make_shared<std::promise<void>>();
+    auto left = std::make_shared<std::atomic<int>>(1);
+    const auto one_done = [finished, left] {
+      if (--*left == 0) {
+        finished->set_value();
+      }
+    };
+    for (const auto& inc : m_spend.take(utc_now_ms())) {
+      if (inc.micros == 0) {
+        continue;
+      }
+      ++*left;
+      const auto on_reply = [this, inc, one_done](const redisReply* r) {
+        if (r != nullptr && r->type == REDIS_REPLY_INTEGER) {
+          m_spend.acknowledge(inc.period, inc.micros, r->integer);
+        } else {
+          m_spend.restore(inc.period, inc.micros);
+        }
+        one_done();
+      };
+      if (!submit(
+              {"INCRBY", m_config.key_prefix + "spend:" + inc.period, std::to_string(inc.micros)},
+              on_reply)) {
+        m_spend.restore(inc.period, inc.micros);
+        one_done();
+      }
+    }
+    auto sent = finished->get_future();
+    one_done();
+    if (sent.wait_for(within) != std::future_status::ready) {
+      m_log.warn("redis_spend_unsent", {{"usd", usd_from_micros(m_spend.unsent())}});
+    }
   }
 
   SharedStatus status() const override {
