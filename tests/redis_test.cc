@@ -267,7 +267,12 @@ TEST_CASE("Redis killed and started again under load: no request fails and the s
     const auto total = redis.command({"GET", month_key()});
     return total && std::stoll(*total) >= expected;
   }));
-  CHECK(std::stoll(redis.command({"GET", month_key()}).value_or("0")) <= expected + 4'000'000);
+  const int64_t total = std::stoll(redis.command({"GET", month_key()}).value_or("0"));
+  CHECK(total <= expected + 4'000'000);
+  MESSAGE("outage: " << at_outage << " requests before Redis was killed, " << at_return - at_outage
+                     << " while it was down, " << served - at_return << " after; " << failed.load()
+                     << " failed; spend in Redis $" << total / 1e6 << " for $" << expected / 1e6
+                     << " served");
   CHECK(eventually([&] {
     return a.app().shared()->status().unsent_micros == 0 &&
            b.app().shared()->status().unsent_micros == 0;
