@@ -147,7 +147,7 @@ custom_models:
   - {id: hostile, endpoint: "{hostile}", model: m, timeout: 2s, fallback: [custom:good] {extra}}
   - {id: alone, endpoint: "{hostile}", model: m, timeout: 2s {extra}}
   - {id: good, endpoint: "{good}", model: m}
-server: {max_answer_size: 64KiB, request_timeout: 1s}
+server: {max_answer_size: 64KiB, request_timeout: 3s}
 health:
   active: {interval: 1h}
 )",
@@ -575,7 +575,7 @@ TEST_CASE("an endless stream is ended by request_timeout with an error event, ne
   CHECK(s.body.find("\"content\":\"x\"") != std::string::npos);
   CHECK(s.body.find("[DONE]") == std::string::npos);
   CHECK(s.body.find("data: {\"error\"") != std::string::npos);
-  CHECK(took < std::chrono::seconds(15)); // request_timeout is 1s; generous for sanitizers
+  CHECK(took < std::chrono::seconds(15)); // request_timeout is 3s; generous for sanitizers
 }
 
 TEST_CASE("broken chunked encoding from an upstream is a failed attempt") {
