@@ -122,6 +122,18 @@ void AttemptEngine::win(size_t id) {
   }
 }
 
+AttemptEngine::Clock::time_point AttemptEngine::sent(size_t id, Clock::time_point now) {
+  Contender* c = running(id);
+  if (c == nullptr) {
+    return now; // decided already: the transport's deadline no longer matters
+  }
+  c->first_byte_deadline = std::min(m_options.deadline, now + m_steps[c->step].first_byte_timeout);
+  if (m_hedge_at && !c->hedge && c->key_try == 0) {
+    m_hedge_at = now + m_options.hedge_after; // the hedge waits for a slow answer, not a queue
+  }
+  return c->first_byte_deadline;
+}
+
 void AttemptEngine::not_sent(size_t id, NotSent why, Clock::time_point now) {
   Contender* c = running(id);
   if (c == nullptr) {

@@ -342,3 +342,18 @@ TEST_CASE("over budget only free targets are admitted, and an untranslatable one
   CHECK(over.steps == std::vector<size_t>{2});
   CHECK(over.priced_skipped);
 }
+
+TEST_CASE("the time to first byte and the hedge run from when the request is sent, not from a "
+          "wait for a slot") {
+  const std::vector<AttemptStep> steps{step("queued"), step("spare")};
+  AttemptEngine e(steps, options(false, 50ms));
+  e.start(t0);
+  actions(e, steps);
+  CHECK(e.sent(0, t0 + 2s) == t0 + 12s); // two seconds in the target's queue
+  CHECK(e.next_timer() == t0 + 2s + 50ms);
+  e.tick(t0 + 1s + 50ms);
+  CHECK(actions(e, steps).empty());
+  e.tick(t0 + 2s + 50ms);
+  CHECK(actions(e, steps) == Lines{"open #1 spare key 0 hedge raced"});
+  CHECK(e.first_byte_deadline(0) == t0 + 12s);
+}

@@ -2,6 +2,7 @@
 // on the worker's event loop.
 #include "net/proxy.h"
 
+#include "modelmux/attempt_engine.h"
 #include "modelmux/mock.h"
 #include "modelmux/request_body.h"
 #include "modelmux/response_cache.h"
@@ -217,8 +218,7 @@ public:
   // Answers the request: a whole response once decided, or a stream relayed.
   Task<void> run() {
     co_await decide();
-    m_body = nullptr;  // it lived in decide()'s frame
-    m_lease.release(); // a whole answer is in: the target's slot is free (a stream holds its own)
+    m_body = nullptr; // it lived in decide()'s frame
     if (m_committed) {
       release_parser(); // the relay needs nothing more of the parsed request
       co_await finish_stream();
@@ -278,31 +278,32 @@ private:
                                      std::chrono::duration_cast<std::chrono::milliseconds>(
                                          std::chrono::system_clock::now().time_since_epoch())
                                          .count());
-    std::vector<const RouteStep*> steps;
-    std::string incompatible;
-    bool priced_skipped = false;
+    std::vector<StepTraits> traits;
+    traits.reserve(route->chain.size());
     for (const auto& step : route->chain) {
-      const Protocol p = step.target->protocol();
-      const bool priced = step.cost && (step.cost->input > 0 || step.cost->output > 0);
-      if (budget.exhausted && priced) {
-        priced_skipped = true;
-      } else if (compatible(m_route, p)) {
-        steps.push_back(&step);
-      } else if (incompatible.empty()) {
-        incompatible = step.label + " speaks the " + std::string(protocol_name(p)) + " API";
-      }
+      StepTraits t;
+      t.priced = step.cost && (step.cost->input > 0 || step.cost->output > 0);
+      t.compatible = compatible(m_route, step.target->protocol());
+      traits.push_back(t);
     }
-    if (steps.empty() && priced_skipped) {
+    const auto admitted = admit_steps(traits, budget.exhausted);
+    std::vector<const RouteStep*> steps;
+    for (const size_t i : admitted.steps) {
+      steps.push_back(&route->chain[i]);
+    }
+    if (steps.empty() && admitted.priced_skipped) {
       co_return fail(make_error(ErrorKind::rate_limited, "budget exhausted: " + budget.why +
                                                              "; model \"" + m_body->model +
                                                              "\" has no free target"));
     }
     if (steps.empty()) {
-      co_return fail(make_error(ErrorKind::invalid_request,
-                                "model \"" + m_body->model + "\" resolves to " + incompatible +
-                                    ", and " + std::string(path_of(m_route)) +
-                                    " has no Anthropic counterpart",
-                                "model"));
+      const auto& step = route->chain[admitted.first_incompatible.value_or(0)];
+      co_return fail(
+          make_error(ErrorKind::invalid_request,
+                     "model \"" + m_body->model + "\" resolves to " + step.label + " speaks the " +
+                         std::string(protocol_name(step.target->protocol())) + " API, and " +
+                         std::string(path_of(m_route)) + " has no Anthropic counterpart",
+                     "model"));
     }
     if (m_route == ApiRoute::count_tokens) {
       co_return co_await count_tokens(steps);
@@ -310,27 +311,8 @@ private:
     if (co_await answer_from_cache(route.value())) {
       co_return;
     }
-    const auto hedge_after = m_snapshot.config->routing.hedge_after;
-    for (size_t i = 0; i < steps.size() && Clock::now() < m_deadline; ++i) {
-      // A busy target (no slot within its queue's limits) is skipped, not tried.
-      if (!co_await take_slot(*steps[i])) {
-        continue;
-      }
-      const bool hedge = hedge_after.count() > 0 && i + 1 < steps.size() &&
-                         steps[i]->target->endpoint.type != TargetType::mock &&
-                         steps[i + 1]->target->endpoint.type != TargetType::mock;
-      bool second_used = false;
-      bool served = false;
-      if (hedge) {
-        served = co_await attempt_hedged(*steps[i], *steps[i + 1], hedge_after, second_used);
-      } else {
-        served = co_await attempt(*steps[i]);
-      }
-      if (served) {
-        co_return;
-      }
-      m_lease.release();
-      i += second_used ? 1 : 0;
+    if (co_await try_chain(steps)) {
+      co_return;
     }
     // A request that no target could even be sent (every one needed a translation the request
     // cannot have) is the client's error, and says why.
@@ -471,15 +453,23 @@ private:
     m_cache_key.clear();
   }
 
-  // A slot at step's target into m_lease: at once, after a wait in its queue, or not at all
-  // (the target is busy; skipped, recorded in m_skips). A target without max_concurrency
-  // costs one branch here.
-  Task<bool> take_slot(const RouteStep& step) {
+  // A slot at step's target into lease: at once, after a wait in its queue, or not at all
+  // (the target is busy; skipped, recorded in m_skips). A hedge takes one only if it is free
+  // now: it never queues, and is not a skip. A target without max_concurrency costs one
+  // branch here.
+  Task<bool> take_slot(const RouteStep& step, SlotLease& lease, bool hedge) {
     if (step.target->endpoint.max_concurrency.value_or(0) <= 0) {
       co_return true;
     }
     const auto& slots = m_snapshot.slots[step.target->index];
     const auto started = Clock::now();
+    if (hedge) {
+      if (!slots->try_acquire()) {
+        co_return false;
+      }
+      lease = SlotLease(slots, started);
+      co_return true;
+    }
     // The wake comes from whichever worker gave a slot back; it is posted to this one, where
     // the timer the wait sleeps on lives.
     struct Wait {
@@ -497,7 +487,7 @@ private:
                                     });
     switch (admission.decision) {
     case TargetSlots::Decision::granted:
-      m_lease = SlotLease(slots, started);
+      lease = SlotLease(slots, started);
       co_return true;
     case TargetSlots::Decision::full:
       skip_busy(step, "busy: queue full");
@@ -535,7 +525,7 @@ private:
       skip_busy(step, "busy: no slot within queue_timeout");
       co_return false;
     }
-    m_lease = SlotLease(slots, now);
+    lease = SlotLease(slots, now);
     co_return true;
   }
 
@@ -592,29 +582,8 @@ private:
     std::unique_ptr<UpstreamExchange> exchange;
     std::unique_ptr<RelayState> relay;
     SlotLease lease; // the target's slot, held until the stream ends
-    std::chrono::milliseconds idle{0};
     UsageRecord usage;
     TokenUsage estimated;
-  };
-
-  // One upstream exchange on its way to a first byte: alone, or racing another when hedged.
-  struct Contender {
-    enum class Phase { waiting, answered, http_error, rate_limited, failed };
-    const RouteStep* step = nullptr;
-    Protocol upstream = Protocol::openai;
-    size_t key = 0;
-    Clock::time_point started;
-    Clock::time_point first_byte_deadline;
-    UpstreamRequest request;
-    std::unique_ptr<UpstreamExchange> exchange;
-    std::unique_ptr<RelayState> relay; // streams: the relay, and its output so far
-    SlotLease* lease = nullptr;        // its target's slot; null: m_lease
-    bool running = false;              // raced on a task of its own (hedging)
-    bool head_seen = false;
-    int status = 0;
-    Phase phase = Phase::waiting;
-    Outcome outcome = Outcome::ok;
-    std::string detail;
   };
 
   void fail(const Error& e) {
@@ -685,7 +654,8 @@ private:
   Task<void> count_tokens(const std::vector<const RouteStep*>& steps) {
     for (const auto* step : steps) {
       if (step->target->protocol() == Protocol::anthropic) {
-        if (co_await attempt(*step)) {
+        const std::vector<const RouteStep*> one{step};
+        if (co_await try_chain(one)) {
           co_return;
         }
         continue;
@@ -831,7 +801,6 @@ private:
     }
   }
 
-  // Answers from the step's target when it can; false moves on to the next target.
   // The request for one target, before a key is chosen.
   struct Prepared {
     Protocol upstream = Protocol::openai;
@@ -1042,156 +1011,6 @@ private:
                         std::chrono::steady_clock::now());
   }
 
-  Task<bool> attempt(const RouteStep& step) {
-    m_attempt_started = Clock::now();
-    if (step.target->endpoint.type == TargetType::mock) {
-      co_return co_await attempt_mock(step);
-    }
-    auto prepared = prepare(step);
-    if (!prepared) {
-      co_return false;
-    }
-    // A 429 moves to the target's next key before it counts against the target.
-    TargetHealth& health = health_of(step);
-    const size_t keys = std::max<size_t>(1, step.target->endpoint.api_keys.size());
-    for (size_t tried = 0; tried < keys; ++tried) {
-      const auto key = health.key_for(Clock::now());
-      if (!key) {
-        break;
-      }
-      const bool last = tried + 1 == keys;
-      auto request = build_upstream_request(*step.target, prepared->route, step.upstream_model,
-                                            last ? std::move(prepared->body) : prepared->body,
-                                            m_body->stream, prepared->client, *key);
-      m_attempt_started = Clock::now();
-      Try result = Try::failed;
-      if (m_body->stream) {
-        result = co_await try_stream(step, std::move(request), prepared->upstream, *key);
-      } else {
-        result = co_await try_buffered(step, std::move(request), prepared->upstream, health, *key);
-      }
-      if (result != Try::rate_limited) {
-        co_return result == Try::served;
-      }
-    }
-    record(step, Outcome::http_429,
-           keys > 1 ? "HTTP 429 on every key, cooling down" : "HTTP 429, cooling down");
-    co_return false;
-  }
-
-  // With routing.hedge_after: `first` alone until then; if it has no first byte by then,
-  // `second` races it, and the first to answer wins while the other is cancelled (and billed
-  // nothing more). Each target gets one key here; a 429 counts as that contender failing.
-  // Sets second_used when second was tried, so the chain moves past it. The two attempts are
-  // two tasks on this worker; both have ended when this returns.
-  Task<bool> attempt_hedged(const RouteStep& first, const RouteStep& second,
-                            std::chrono::milliseconds hedge_after, bool& second_used) {
-    second_used = false;
-    auto open = [&](const RouteStep& step) -> std::unique_ptr<Contender> {
-      auto prepared = prepare(step);
-      const auto key = health_of(step).key_for(Clock::now());
-      if (!prepared || !key) {
-        return nullptr;
-      }
-      auto request =
-          build_upstream_request(*step.target, prepared->route, step.upstream_model,
-                                 std::move(prepared->body), m_body->stream, prepared->client, *key);
-      return open_contender(step, std::move(request), prepared->upstream, *key);
-    };
-    auto a = open(first);
-    if (!a) {
-      co_return co_await attempt(first);
-    }
-    Signal signal(co_await asio::this_coro::executor);
-    auto race = [this, &signal](Contender& c) {
-      c.running = true;
-      asio::co_spawn(
-          m_worker.io,
-          [this, &c, &signal]() -> Task<void> {
-            co_await advance(c);
-            c.running = false;
-            signal.notify();
-          },
-          asio::detached);
-    };
-    // Waits until pred holds, or (when given) until the deadline passes.
-    auto wait_for = [&signal](auto pred, Clock::time_point until) -> Task<void> {
-      while (!pred() && Clock::now() < until) {
-        co_await signal.wait(signal.version(), until);
-      }
-    };
-    race(*a);
-    const auto hedge_at = Clock::now() + hedge_after;
-    co_await wait_for([&] { return !a->running; }, hedge_at);
-    if (!a->running) {
-      co_return co_await conclude_alone(*a);
-    }
-    // The second races only if its target has a slot free now: a hedge never queues.
-    SlotLease second_lease;
-    std::unique_ptr<Contender> b;
-    if (second.target->endpoint.max_concurrency.value_or(0) <= 0) {
-      b = open(second);
-    } else if (const auto& slots = m_snapshot.slots[second.target->index]; slots->try_acquire()) {
-      second_lease = SlotLease(slots, Clock::now());
-      b = open(second);
-      if (b) {
-        b->lease = &second_lease;
-      }
-    }
-    if (!b) {
-      co_await wait_for([&] { return !a->running; }, Clock::time_point::max());
-      co_return co_await conclude_alone(*a);
-    }
-    second_used = true;
-    m_app.log().info(
-        "hedged",
-        {{"request_id", m_record.request_id}, {"slow", first.label}, {"racing", second.label}});
-    race(*b);
-    for (;;) {
-      Contender* winner = nullptr;
-      for (Contender* c : {a.get(), b.get()}) {
-        if (winner == nullptr &&
-            (c->phase == Contender::Phase::answered || c->phase == Contender::Phase::http_error)) {
-          winner = c;
-        }
-      }
-      if (winner != nullptr) {
-        Contender& loser = winner == a.get() ? *b : *a;
-        if (loser.phase == Contender::Phase::failed ||
-            loser.phase == Contender::Phase::rate_limited) {
-          co_await conclude_alone(loser); // it failed on its own; on the attempt list
-        } else {
-          // Cancelled: the upstream stops generating, and nothing of it is billed.
-          loser.exchange->cancel();
-          co_await wait_for([&] { return !loser.running; }, Clock::time_point::max());
-          m_attempts.push_back(Attempt{loser.step->label, Outcome::timeout,
-                                       "raced and lost to " + winner->step->label});
-        }
-        (loser.lease != nullptr ? *loser.lease : m_lease).release();
-        co_return co_await conclude(*winner) == Try::served;
-      }
-      if (!a->running && !b->running) {
-        co_await conclude_alone(*a);
-        co_await conclude_alone(*b);
-        co_return false;
-      }
-      co_await signal.wait(signal.version(), Clock::time_point::max());
-    }
-  }
-
-  // Concludes a contender that raced no one, or lost: a 429 is recorded as such.
-  Task<bool> conclude_alone(Contender& c) {
-    const Try t = co_await conclude(c);
-    if (t == Try::rate_limited) {
-      m_attempt_started = c.started;
-      record(*c.step, Outcome::http_429, "HTTP 429, cooling down");
-    }
-    co_return t == Try::served;
-  }
-
-  // What one request on one key came to.
-  enum class Try { served, failed, rate_limited };
-
   // A 429 cools the key for as long as the upstream asks.
   // With shared state, the other instances cool the same key (SPEC §12).
   void cool_down(const RouteStep& step, TargetHealth& health, size_t key,
@@ -1204,21 +1023,6 @@ private:
     m_app.share_cooldown(step, key, Clock::now() + wait);
   }
 
-  Task<Try> try_buffered(const RouteStep& step, UpstreamRequest request, Protocol upstream,
-                         TargetHealth& health, size_t key) {
-    // The head must come within the time to first byte; the body that follows it, within the
-    // longest silence a stream may keep (and the request's own deadline).
-    const auto head_deadline = attempt_deadline(step);
-    auto reply = co_await send_buffered(
-        m_worker.pools, m_snapshot.origins[step.target->index], request, head_deadline,
-        std::min(m_deadline, std::max(head_deadline, Clock::now() + step.target->idle_timeout)),
-        static_cast<size_t>(m_snapshot.config->server.max_answer_size));
-    if (reply.outcome == Outcome::http_429) {
-      cool_down(step, health, key, reply.headers);
-      co_return Try::rate_limited;
-    }
-    co_return serve_buffered(step, std::move(reply), upstream);
-  }
   // A whole answer from upstream in the client's protocol; usage receives its tokens, and a
   // Responses answer's output items are kept for the conversation store.
   Result<std::string> translate_answer(Protocol upstream, std::string_view body,
@@ -1235,53 +1039,357 @@ private:
     return chat_answer_to_responses(body, m_responses, &usage, &m_output_items);
   }
 
-  // A whole answer: translated if it must be, then to the client, or a failed attempt.
-  Try serve_buffered(const RouteStep& step, UpstreamReply reply, Protocol upstream) {
-    const bool translate = upstream != m_protocol;
-    if (translate && reply.outcome == Outcome::ok) {
-      TokenUsage usage;
-      auto answer = translate_answer(upstream, reply.body, usage);
-      if (usage.reported) {
-        m_answer_usage = usage;
+  // Tries the steps until one serves (true: the answer is in m_res, or a stream is committed)
+  // or none can. The attempt engine decides what happens next; this carries its actions out:
+  // a contender that may be raced runs on a task of its own and reports to the engine, any
+  // other runs inline. Every contender's task has ended when this returns.
+  Task<bool> try_chain(const std::vector<const RouteStep*>& steps) {
+    std::vector<AttemptStep> plan;
+    plan.reserve(steps.size());
+    for (const auto* step : steps) {
+      AttemptStep a;
+      a.label = step->label;
+      a.keys = std::max<size_t>(1, step->target->endpoint.api_keys.size());
+      a.hedgeable = step->target->endpoint.type != TargetType::mock;
+      a.first_byte_timeout = step->target->timeout;
+      a.idle_timeout = step->target->idle_timeout;
+      plan.push_back(std::move(a));
+    }
+    AttemptEngine::Options options;
+    options.deadline = m_deadline;
+    options.hedge_after = m_snapshot.config->routing.hedge_after;
+    options.stream = m_body->stream;
+    auto& engine = m_engine.emplace(std::move(plan), options);
+    Chain chain{steps, {}, Signal(co_await asio::this_coro::executor)};
+    engine.start(Clock::now());
+    for (;;) {
+      const auto seen = chain.signal.version();
+      while (auto action = engine.next_action()) {
+        co_await carry_out(*action, chain);
       }
-      if (!answer) {
-        record(step, Outcome::malformed, answer.error().message);
-        return Try::failed;
+      if (engine.over() || engine.committed() || chain.racing == 0) {
+        break; // with nothing racing, only the engine's own actions could move it on
       }
-      reply.body = std::move(answer.value());
-    } else if (reply.outcome == Outcome::ok && m_protocol == Protocol::responses) {
-      // A target that speaks Responses: its answer goes as is, read for usage and the store.
-      auto answer = read_responses_answer(reply.body);
-      if (!answer) {
-        record(step, Outcome::malformed, answer.error().message);
-        return Try::failed;
+      if (m_worker.draining()) {
+        engine.drain();
       }
-      if (answer->usage.reported) {
-        m_answer_usage = answer->usage;
+      co_await chain.signal.wait(seen, engine.next_timer().value_or(Clock::time_point::max()));
+      engine.tick(Clock::now());
+    }
+    for (auto& c : chain.contenders) {
+      if (c->running) {
+        c->cancel();
       }
-      m_output_items = std::move(answer->output_items);
-      m_stored_id = std::move(answer->id);
+    }
+    while (chain.racing > 0) {
+      co_await chain.signal.wait(chain.signal.version(), Clock::time_point::max());
+    }
+    co_return engine.served();
+  }
+
+  // One contender of the attempt engine: an exchange with one target on one key, from its
+  // slot to its first byte, and when it wins, to its answer or its stream's commit.
+  struct Contender {
+    size_t id = 0;
+    const RouteStep* step = nullptr;
+    Protocol upstream = Protocol::openai;
+    size_t key = 0;
+    Clock::time_point started;
+    std::unique_ptr<UpstreamExchange> exchange;
+    std::unique_ptr<RelayState> relay; // streams: the relay, and its output so far
+    SlotLease lease;                   // its target's slot, while it holds one
+    UpstreamReply reply;               // a whole answer: status, headers and body
+    bool whole = false;                // reply's body is read to its end
+    bool running = false;              // on a task of its own
+    bool cancelled = false;
+
+    void cancel() {
+      cancelled = true;
+      if (exchange) {
+        exchange->cancel(); // the upstream stops generating, and nothing more is billed
+      }
+      lease.release();
+    }
+  };
+
+  // A chain being tried: its steps, its contenders by the engine's ids, the wake-up its racing
+  // tasks give the driver, and how many race now.
+  struct Chain {
+    const std::vector<const RouteStep*>& steps;
+    std::vector<std::unique_ptr<Contender>> contenders;
+    Signal signal;
+    size_t racing = 0;
+  };
+
+  Task<void> carry_out(const AttemptEngine::Action& a, Chain& chain) {
+    using Kind = AttemptEngine::Action::Kind;
+    switch (a.kind) {
+    case Kind::open: {
+      auto& c = *chain.contenders.emplace_back(std::make_unique<Contender>());
+      c.id = a.id;
+      c.step = chain.steps[a.step];
+      c.started = Clock::now();
+      if (!a.raced) {
+        co_await run_contender(c, false, false);
+        break;
+      }
+      if (a.hedge) {
+        std::string slow;
+        for (const auto& other : chain.contenders) {
+          if (other->running) {
+            slow = other->step->label;
+          }
+        }
+        m_app.log().info(
+            "hedged",
+            {{"request_id", m_record.request_id}, {"slow", slow}, {"racing", c.step->label}});
+      }
+      c.running = true;
+      ++chain.racing;
+      asio::co_spawn(
+          m_worker.io,
+          [this, &c, &chain, hedge = a.hedge]() -> Task<void> {
+            co_await run_contender(c, true, hedge);
+            c.running = false;
+            --chain.racing;
+            chain.signal.notify();
+          },
+          asio::detached);
+      break;
+    }
+    case Kind::cancel:
+      chain.contenders[a.id]->cancel();
+      break;
+    case Kind::record: {
+      const Contender& c = *chain.contenders[a.id];
+      if (a.counted) {
+        m_attempt_started = c.started;
+        record(*c.step, a.outcome, a.detail);
+      } else {
+        m_attempts.push_back(Attempt{c.step->label, a.outcome, a.detail});
+      }
+      break;
+    }
+    case Kind::serve:
+      co_await serve_answer(*chain.contenders[a.id]);
+      break;
+    case Kind::deliver:
+      deliver(*chain.contenders[a.id]);
+      break;
+    case Kind::commit:
+      commit(*chain.contenders[a.id]);
+      break;
+    case Kind::fail:
+      break;
+    }
+  }
+
+  // A contender from its target's slot to its head, and for a stream to its first relayed
+  // output (or its failure), each reported to the engine. Run inline (not raced), a whole answer
+  // is read in one go.
+  Task<void> run_contender(Contender& c, bool raced, bool hedge) {
+    auto& engine = *m_engine;
+    const RouteStep& step = *c.step;
+    if (!co_await take_slot(step, c.lease, hedge)) {
+      co_return engine.not_sent(c.id, AttemptEngine::NotSent::busy, Clock::now());
+    }
+    if (step.target->endpoint.type == TargetType::mock) {
+      m_attempt_started = Clock::now();
+      const bool served = co_await attempt_mock(step);
+      co_return engine.concluded(c.id, served, Clock::now());
+    }
+    auto prepared = prepare(step);
+    if (!prepared) {
+      co_return engine.not_sent(c.id, AttemptEngine::NotSent::untranslatable, Clock::now());
+    }
+    TargetHealth& health = health_of(step);
+    const auto key = health.key_for(Clock::now());
+    if (!key) {
+      co_return engine.not_sent(c.id, AttemptEngine::NotSent::keys_cooling, Clock::now());
+    }
+    c.key = *key;
+    c.upstream = prepared->upstream;
+    const auto request =
+        build_upstream_request(*step.target, prepared->route, step.upstream_model,
+                               std::move(prepared->body), m_body->stream, prepared->client, *key);
+    c.started = Clock::now();
+    const auto deadline = engine.sent(c.id, c.started);
+    const auto& origin = m_snapshot.origins[step.target->index];
+    if (!raced && !m_body->stream) {
+      // The head within the time to first byte; the body that follows it within the longest
+      // silence a stream may keep (and the request's own deadline).
+      c.reply = co_await send_buffered(
+          m_worker.pools, origin, request, deadline,
+          std::min(m_deadline, std::max(deadline, Clock::now() + step.target->idle_timeout)),
+          static_cast<size_t>(m_snapshot.config->server.max_answer_size));
+      if (c.reply.status == 0) {
+        co_return engine.failed(c.id, c.reply.outcome, c.reply.detail, Clock::now());
+      }
+      c.whole = true;
+      if (c.reply.outcome == Outcome::http_429) {
+        cool_down(step, health, c.key, c.reply.headers);
+      }
+      co_return engine.head(c.id, c.reply.status, Clock::now());
+    }
+    c.exchange = std::make_unique<UpstreamExchange>(m_worker.pools);
+    if (m_body->stream) {
+      StreamOptions options;
+      options.client_wants_usage = m_body->include_usage;
+      options.created = unix_seconds();
+      options.estimated_input_tokens = m_body->estimated_prompt_tokens;
+      c.relay = std::make_unique<RelayState>();
+      c.relay->relay = m_protocol == Protocol::responses
+                           ? make_responses_relay(c.upstream, options, m_responses)
+                           : make_stream_relay(c.upstream, m_protocol, options);
+    }
+    if (!co_await c.exchange->start(origin, request, deadline)) {
+      co_return engine.failed(c.id, c.exchange->failure(), c.exchange->failure_detail(),
+                              Clock::now());
+    }
+    c.reply.status = c.exchange->status();
+    const Outcome head = outcome_from(c.reply.status);
+    if (head == Outcome::http_429) {
+      cool_down(step, health, c.key, c.exchange->headers());
+    }
+    engine.head(c.id, c.reply.status, Clock::now());
+    if (!c.relay || head != Outcome::ok || c.cancelled) {
+      co_return;
+    }
+    // A stream is won by output the client can receive: until then every failure is only a
+    // failed attempt, and the chain falls back.
+    RelayState& r = *c.relay;
+    std::string_view slice;
+    while (r.out.empty() && !c.cancelled) {
+      const auto read = co_await c.exchange->read(slice, deadline);
+      if (read == UpstreamExchange::Read::data) {
+        r.relay->feed(slice, r.out);
+      } else if (read == UpstreamExchange::Read::end) {
+        r.relay->finish(r.out);
+        if (r.relay->state() == StreamRelay::State::open || r.out.empty()) {
+          co_return engine.failed(c.id, AttemptEngine::stream_outcome(false, std::nullopt),
+                                  "the stream ended before its answer was complete", Clock::now());
+        }
+      } else if (read == UpstreamExchange::Read::timed_out) {
+        co_return engine.failed(c.id, Outcome::timeout, "no first byte in time", Clock::now());
+      } else {
+        co_return engine.failed(c.id, c.exchange->failure(), c.exchange->failure_detail(),
+                                Clock::now());
+      }
+      const auto state = r.relay->state();
+      if (state == StreamRelay::State::malformed || state == StreamRelay::State::upstream_error) {
+        co_return engine.failed(
+            c.id, state == StreamRelay::State::malformed ? Outcome::malformed : Outcome::http_5xx,
+            r.relay->problem(), Clock::now());
+      }
+    }
+    engine.first_output(c.id, Clock::now());
+  }
+
+  // The winner's answer (or the client's error), read to its end and put in the client's
+  // protocol for deliver(); how that went goes to the engine.
+  Task<void> serve_answer(Contender& c) {
+    auto& engine = *m_engine;
+    const RouteStep& step = *c.step;
+    if (!c.whole) {
+      // A stream refused with a client error has a short body; a whole answer may be long.
+      const bool refused_stream = c.relay != nullptr;
+      c.reply.headers = c.exchange->headers();
+      const auto read = co_await c.exchange->read_all(
+          c.reply.body,
+          refused_stream ? 65536 : static_cast<size_t>(m_snapshot.config->server.max_answer_size),
+          refused_stream ? engine.first_byte_deadline(c.id) : m_deadline);
+      if (read != UpstreamExchange::Read::end && !refused_stream) {
+        c.exchange->cancel();
+        co_return engine.answered(c.id,
+                                  read == UpstreamExchange::Read::timed_out ? Outcome::timeout
+                                                                            : c.exchange->failure(),
+                                  "the answer broke off", Clock::now());
+      }
+      c.exchange->cancel(); // a refused stream's connection is not kept
+      c.reply.outcome = outcome_from(c.reply.status);
+      c.reply.detail = "HTTP " + std::to_string(c.reply.status);
+      c.whole = true;
+    }
+    UpstreamReply& reply = c.reply;
+    const bool translate = c.upstream != m_protocol;
+    if (c.relay == nullptr && reply.outcome == Outcome::ok) {
+      if (translate) {
+        TokenUsage usage;
+        auto answer = translate_answer(c.upstream, reply.body, usage);
+        if (usage.reported) {
+          m_answer_usage = usage;
+        }
+        if (!answer) {
+          co_return engine.answered(c.id, Outcome::malformed, answer.error().message, Clock::now());
+        }
+        reply.body = std::move(answer.value());
+      } else if (m_protocol == Protocol::responses) {
+        // A target that speaks Responses: its answer goes as is, read for usage and the store.
+        auto answer = read_responses_answer(reply.body);
+        if (!answer) {
+          co_return engine.answered(c.id, Outcome::malformed, answer.error().message, Clock::now());
+        }
+        if (answer->usage.reported) {
+          m_answer_usage = answer->usage;
+        }
+        m_output_items = std::move(answer->output_items);
+        m_stored_id = std::move(answer->id);
+      }
     } else if (reply.outcome == Outcome::http_4xx) {
       redact_credentials(reply.body, step.target->endpoint);
       if (translate) {
         reply.body = translate_error_body(reply.body, reply.status, m_protocol);
       }
     }
-    record(step, reply.outcome, reply.detail);
-    if (reply.outcome != Outcome::ok && reply.outcome != Outcome::http_4xx) {
-      return Try::failed;
-    }
-    // A 4xx other than 429 is the client's own error: returned as is, no fallback.
+    engine.answered(c.id, reply.outcome, reply.detail, Clock::now());
+  }
+
+  // The answer serve_answer() read goes to the client. A 4xx other than 429 is the client's
+  // own error: returned as it is (in the client's protocol), no fallback.
+  void deliver(Contender& c) {
+    UpstreamReply& reply = c.reply;
+    const bool translate = c.upstream != m_protocol;
     m_res.status = reply.status;
     m_res.set_content(std::move(reply.body),
                       translate ? "application/json" : content_type_of(reply.headers, false));
-    served_by(step, translate);
+    served_by(*c.step, translate && c.relay == nullptr);
     finish(reply.status);
-    if (m_protocol == Protocol::responses && reply.status == 200) {
+    if (m_protocol == Protocol::responses && reply.status == 200 && c.relay == nullptr) {
       keep_response(m_app, m_responses, translate ? std::string_view(m_responses.id) : m_stored_id,
                     m_input_items, m_output_items);
     }
-    return Try::served;
+  }
+
+  // A stream whose first output is ready: what its relay and its usage record need, kept for
+  // run() to relay once the attempt loop has ended. Its outcome is known when it ends, not now:
+  // it is on the attempt list for the headers, and settles in the metrics, health and usage log
+  // at the end.
+  void commit(Contender& c) {
+    const RouteStep& step = *c.step;
+    m_upstream_wait += Clock::now() - c.started;
+    RelayState& r = *c.relay;
+    r.relay->forward_comments();
+    r.health = m_snapshot.health[step.target->index]->admit(step.upstream_model).health;
+    r.metrics = &m_app.metrics();
+    r.target = step.label;
+    r.first_byte_latency =
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - c.started);
+    m_res.status = c.reply.status;
+    m_res.content_type = "text/event-stream";
+    m_res.headers.set("Cache-Control", "no-cache");
+    served_by(step, c.upstream != m_protocol);
+    m_record.status = c.reply.status;
+    m_record.attempts = m_attempts.size();
+    observe_overhead();
+    m_streamed = true;
+    // The relay runs from run(), once decide() and the attempt loop have returned: a stream
+    // that lasts minutes holds their coroutine frames (the route, the parsed request) no longer.
+    m_committed = std::make_unique<Committed>();
+    m_committed->exchange = std::move(c.exchange);
+    m_committed->relay = std::move(c.relay);
+    m_committed->lease = std::move(c.lease);
+    m_committed->usage = usage_draft();
+    m_committed->estimated = estimate(0);
   }
 
   Task<bool> attempt_mock(const RouteStep& step) {
@@ -1377,154 +1485,6 @@ private:
     co_return true;
   }
 
-  std::unique_ptr<Contender> open_contender(const RouteStep& step, UpstreamRequest request,
-                                            Protocol upstream, size_t key) {
-    auto c = std::make_unique<Contender>();
-    c->step = &step;
-    c->upstream = upstream;
-    c->key = key;
-    c->started = Clock::now();
-    c->first_byte_deadline = std::min(m_deadline, c->started + step.target->timeout);
-    c->request = std::move(request);
-    c->exchange = std::make_unique<UpstreamExchange>(m_worker.pools);
-    if (m_body->stream) {
-      StreamOptions options;
-      options.client_wants_usage = m_body->include_usage;
-      options.created = unix_seconds();
-      options.estimated_input_tokens = m_body->estimated_prompt_tokens;
-      c->relay = std::make_unique<RelayState>();
-      c->relay->relay = m_protocol == Protocol::responses
-                            ? make_responses_relay(upstream, options, m_responses)
-                            : make_stream_relay(upstream, m_protocol, options);
-    }
-    return c;
-  }
-
-  static void decide(Contender& c, Contender::Phase phase, Outcome outcome, std::string detail) {
-    c.phase = phase;
-    c.outcome = outcome;
-    c.detail = std::move(detail);
-    if (phase == Contender::Phase::failed || phase == Contender::Phase::rate_limited) {
-      c.exchange->cancel();
-    }
-  }
-
-  // Moves c on until it is decided, by its first-byte deadline at the latest: a head, and for a
-  // stream, relayed output the client can receive. Fall back until the first byte reaches the
-  // client, so every failure up to then is only a failed attempt.
-  Task<void> advance(Contender& c) {
-    const auto deadline = c.first_byte_deadline;
-    if (!c.head_seen) {
-      const bool started = co_await c.exchange->start(m_snapshot.origins[c.step->target->index],
-                                                      c.request, deadline);
-      c.request = UpstreamRequest{}; // sent: a long stream keeps no copy of its body
-      if (!started) {
-        co_return decide(c, Contender::Phase::failed, c.exchange->failure(),
-                         c.exchange->failure_detail());
-      }
-      c.head_seen = true;
-      c.status = c.exchange->status();
-      const Outcome outcome = outcome_from(c.status);
-      if (outcome == Outcome::http_429) {
-        cool_down(*c.step, health_of(*c.step), c.key, c.exchange->headers());
-        co_return decide(c, Contender::Phase::rate_limited, outcome, "HTTP 429");
-      }
-      if (outcome == Outcome::http_4xx) {
-        c.phase = Contender::Phase::http_error; // the client's error: its body goes back
-        c.outcome = outcome;
-        co_return;
-      }
-      if (outcome != Outcome::ok) {
-        co_return decide(c, Contender::Phase::failed, outcome, "HTTP " + std::to_string(c.status));
-      }
-      if (!c.relay) {
-        c.phase = Contender::Phase::answered; // a whole answer follows its head
-        co_return;
-      }
-    }
-    RelayState& r = *c.relay;
-    std::string_view slice;
-    while (r.out.empty()) {
-      const auto read = co_await c.exchange->read(slice, deadline);
-      if (read == UpstreamExchange::Read::data) {
-        r.relay->feed(slice, r.out);
-      } else if (read == UpstreamExchange::Read::end) {
-        r.relay->finish(r.out);
-        if (r.relay->state() == StreamRelay::State::open || r.out.empty()) {
-          co_return decide(c, Contender::Phase::failed, Outcome::truncated,
-                           "the stream ended before its answer was complete");
-        }
-      } else if (read == UpstreamExchange::Read::timed_out) {
-        co_return decide(c, Contender::Phase::failed, Outcome::timeout, "no first byte in time");
-      } else {
-        co_return decide(c, Contender::Phase::failed, c.exchange->failure(),
-                         c.exchange->failure_detail());
-      }
-      const auto state = r.relay->state();
-      if (state == StreamRelay::State::malformed || state == StreamRelay::State::upstream_error) {
-        co_return decide(c, Contender::Phase::failed,
-                         state == StreamRelay::State::malformed ? Outcome::malformed
-                                                                : Outcome::http_5xx,
-                         r.relay->problem());
-      }
-    }
-    c.phase = Contender::Phase::answered;
-  }
-
-  // Ends a decided contender: its answer goes to the client, or its failure to the attempts.
-  Task<Try> conclude(Contender& c) {
-    const RouteStep& step = *c.step;
-    switch (c.phase) {
-    case Contender::Phase::rate_limited:
-      co_return Try::rate_limited;
-    case Contender::Phase::failed:
-    case Contender::Phase::waiting:
-      m_attempt_started = c.started;
-      record(step, c.outcome, c.detail);
-      co_return Try::failed;
-    case Contender::Phase::http_error:
-      m_attempt_started = c.started;
-      if (co_await refused_stream(c)) {
-        co_return Try::served;
-      }
-      co_return Try::failed;
-    case Contender::Phase::answered:
-      break;
-    }
-    if (!c.relay) {
-      co_return co_await conclude_buffered(c);
-    }
-    // The attempt's outcome is known when the stream ends, not now: it is on the attempt list
-    // for the headers, and settles in the metrics, health and usage log at the end.
-    m_upstream_wait += Clock::now() - c.started;
-    m_attempts.push_back(Attempt{step.label, Outcome::ok, "HTTP " + std::to_string(c.status)});
-    RelayState& r = *c.relay;
-    r.relay->forward_comments();
-    r.health = m_snapshot.health[step.target->index]->admit(step.upstream_model).health;
-    r.metrics = &m_app.metrics();
-    r.target = step.label;
-    r.first_byte_latency =
-        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - c.started);
-    m_res.status = c.status;
-    m_res.content_type = "text/event-stream";
-    m_res.headers.set("Cache-Control", "no-cache");
-    served_by(step, c.upstream != m_protocol);
-    m_record.status = c.status;
-    m_record.attempts = m_attempts.size();
-    observe_overhead();
-    m_streamed = true;
-    // The relay runs from run(), once decide() and the attempt loop have returned: a stream
-    // that lasts minutes holds their coroutine frames (the route, the parsed request) no longer.
-    m_committed = std::make_unique<Committed>();
-    m_committed->exchange = std::move(c.exchange);
-    m_committed->relay = std::move(c.relay);
-    m_committed->lease = std::move(c.lease != nullptr ? *c.lease : m_lease);
-    m_committed->idle = step.target->idle_timeout;
-    m_committed->usage = usage_draft();
-    m_committed->estimated = estimate(0);
-    co_return Try::served;
-  }
-
   // A committed stream, relayed to its end, then settled and recorded.
   Task<void> finish_stream() {
     Committed& c = *m_committed;
@@ -1566,7 +1526,7 @@ private:
   // a clean end.
   Task<void> relay_stream(Committed& c) {
     RelayState& r = *c.relay;
-    const auto idle = c.idle;
+    auto& engine = *m_engine;
     bool client_ok = co_await m_reply.begin_stream(m_res);
     std::string_view slice;
     bool done = false;
@@ -1580,9 +1540,10 @@ private:
       if (done || r.relay->state() != StreamRelay::State::open) {
         break;
       }
-      const auto read = co_await c.exchange->read(slice, std::min(m_deadline, Clock::now() + idle));
+      const auto read = co_await c.exchange->read(slice, engine.stream_read_deadline());
       switch (read) {
       case UpstreamExchange::Read::data:
+        engine.stream_bytes(Clock::now());
         r.relay->feed(slice, r.out);
         break;
       case UpstreamExchange::Read::end:
@@ -1594,7 +1555,9 @@ private:
         break;
       case UpstreamExchange::Read::failed:
       case UpstreamExchange::Read::timed_out:
-        r.settle(read == UpstreamExchange::Read::timed_out ? Outcome::idle : c.exchange->failure());
+        r.settle(read == UpstreamExchange::Read::timed_out
+                     ? engine.stream_timed_out(Clock::now()).value_or(Outcome::idle)
+                     : c.exchange->failure());
         c.exchange->cancel();
         r.broke_off("the upstream stream broke off before the answer was complete");
         done = true;
@@ -1628,55 +1591,6 @@ private:
     }
   }
 
-  // A whole answer that won a hedged race: read the rest of it and serve it.
-  Task<Try> conclude_buffered(Contender& c) {
-    UpstreamReply reply;
-    reply.status = c.status;
-    reply.headers = c.exchange->headers();
-    const auto read = co_await c.exchange->read_all(
-        reply.body, static_cast<size_t>(m_snapshot.config->server.max_answer_size), m_deadline);
-    m_attempt_started = c.started;
-    if (read != UpstreamExchange::Read::end) {
-      c.exchange->cancel();
-      record(*c.step,
-             read == UpstreamExchange::Read::timed_out ? Outcome::timeout : c.exchange->failure(),
-             "the answer broke off");
-      co_return Try::failed;
-    }
-    reply.outcome = Outcome::ok;
-    reply.detail = "HTTP " + std::to_string(c.status);
-    co_return serve_buffered(*c.step, std::move(reply), c.upstream);
-  }
-
-  Task<Try> try_stream(const RouteStep& step, UpstreamRequest request, Protocol upstream,
-                       size_t key) {
-    auto c = open_contender(step, std::move(request), upstream, key);
-    co_await advance(*c);
-    co_return co_await conclude(*c);
-  }
-
-  // The upstream refused a stream with an HTTP error: a 4xx goes to the client (in its
-  // protocol), anything else moves on to the next target.
-  Task<bool> refused_stream(Contender& c) {
-    const RouteStep& step = *c.step;
-    std::string body;
-    co_await c.exchange->read_all(body, 65536, c.first_byte_deadline);
-    c.exchange->cancel();
-    record(step, c.outcome, "HTTP " + std::to_string(c.status));
-    if (c.outcome != Outcome::http_4xx) {
-      co_return false;
-    }
-    redact_credentials(body, step.target->endpoint);
-    const bool translate = c.upstream != m_protocol;
-    m_res.status = c.status;
-    m_res.set_content(
-        translate ? translate_error_body(body, c.status, m_protocol) : std::move(body),
-        translate ? "application/json" : content_type_of(c.exchange->headers(), false));
-    served_by(step);
-    finish(c.status);
-    co_return true;
-  }
-
   Worker& m_worker;
   App& m_app;
   std::shared_ptr<const Snapshot> m_snapshot_owner;
@@ -1689,18 +1603,19 @@ private:
   HttpResponse m_res;
   bool m_streamed = false; // the answer goes out as a stream
   std::unique_ptr<Committed> m_committed;
+  // The attempt engine of the chain being tried, or of the stream committed to.
+  std::optional<AttemptEngine> m_engine;
   const RequestBody* m_body = nullptr;
   std::vector<Attempt> m_attempts;
   // Why the request could not be translated for a target it had to be translated for.
   std::optional<Error> m_refusal;
-  // Busy targets skipped on the way (SPEC §10), and the slot of the target being tried.
+  // Busy targets skipped on the way (SPEC §10).
   struct Skip {
     std::string label;
     std::string reason;
     bool busy = false; // no slot (a spill), rather than a capability it lacks
   };
   std::vector<Skip> m_skips;
-  SlotLease m_lease;
   // The response cache: the key this request is stored under once answered ("" when it is not
   // cached), and a stream's bytes as the client got them, to store as a whole answer.
   std::string m_cache_key;

@@ -432,6 +432,7 @@ Server::Server(App& app) : m_impl(std::make_unique<Impl>(app)) {
                                   : std::max(1u, std::thread::hardware_concurrency());
   for (unsigned i = 0; i < n; ++i) {
     m_impl->workers.push_back(std::make_unique<net::Worker>());
+    m_impl->workers.back()->drain_flag = &m_impl->shared.draining;
   }
   m_impl->room = std::make_unique<asio::steady_timer>(m_impl->workers[0]->io);
 }

@@ -7,6 +7,7 @@
 #include "modelmux/request_body.h"
 #include "net/upstream_client.h"
 
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <list>
@@ -36,6 +37,13 @@ struct Worker {
       parsers.push_back(std::move(parser));
     }
   }
+
+  // Whether the daemon is draining: set by the server, read by requests in flight (no new
+  // hedge starts during a drain).
+  bool draining() const {
+    return drain_flag != nullptr && drain_flag->load(std::memory_order_relaxed);
+  }
+  const std::atomic<bool>* drain_flag = nullptr;
 
   // Declared before io so that they outlive it: destroying the io_context destroys the
   // coroutines still suspended on it, and their destructors reach these.

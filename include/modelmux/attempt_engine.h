@@ -96,6 +96,11 @@ public:
 
   // Events about contender id. One about a contender already decided is ignored, so a
   // transport may report what it saw even after the engine cancelled it.
+  //
+  // sent: its request went out (after its slot, maybe queued for); the time to its first byte
+  // runs from now, as does the hedge's, and the deadline it returns is the one the transport
+  // gives the head (and a stream's first output).
+  Clock::time_point sent(size_t id, Clock::time_point now);
   void not_sent(size_t id, NotSent why, Clock::time_point now);
   void head(size_t id, int status, Clock::time_point now);
   void first_output(size_t id, Clock::time_point now);
@@ -112,10 +117,15 @@ public:
   void drain();
 
   std::optional<Action> next_action();
+  Clock::time_point first_byte_deadline(size_t id) const {
+    return m_contenders[id].first_byte_deadline;
+  }
   // When tick() next has something to decide; nullopt: only events move the engine.
   std::optional<Clock::time_point> next_timer() const;
   bool over() const { return m_phase == Phase::delivered || m_phase == Phase::failed; }
   bool committed() const { return m_phase == Phase::streaming; }
+  // Over with an answer: delivered, committed to a stream, or served by the transport itself.
+  bool served() const { return m_phase == Phase::delivered || m_phase == Phase::streaming; }
 
   // A committed stream: bytes came at now (the idle window starts again); the deadline its
   // next read must come by; and what a read that timed out at now means: idle (silent for its
