@@ -32,7 +32,11 @@ AttemptEngine::Action action(AttemptEngine::Action::Kind kind, size_t id = 0, si
 } // namespace
 
 AttemptEngine::AttemptEngine(std::vector<AttemptStep> steps, Options options)
-    : m_steps(std::move(steps)), m_options(options) {}
+    : m_steps(std::move(steps)), m_options(options) {
+  // A request without a hedge or a 429 opens one contender and takes a handful of actions.
+  m_contenders.reserve(2);
+  m_actions.reserve(4);
+}
 
 void AttemptEngine::start(Clock::time_point now) {
   open_next(now);
@@ -283,12 +287,12 @@ void AttemptEngine::drain() {
 }
 
 std::optional<AttemptEngine::Action> AttemptEngine::next_action() {
-  if (m_actions.empty()) {
+  if (m_next_action == m_actions.size()) {
+    m_actions.clear(); // keeps its capacity: a request allocates it once
+    m_next_action = 0;
     return std::nullopt;
   }
-  Action a = std::move(m_actions.front());
-  m_actions.pop_front();
-  return a;
+  return std::move(m_actions[m_next_action++]);
 }
 
 std::optional<AttemptEngine::Clock::time_point> AttemptEngine::next_timer() const {

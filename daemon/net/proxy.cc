@@ -1060,7 +1060,10 @@ private:
     options.hedge_after = m_snapshot.config->routing.hedge_after;
     options.stream = m_body->stream;
     auto& engine = m_engine.emplace(std::move(plan), options);
-    Chain chain{steps, {}, Signal(co_await asio::this_coro::executor)};
+    // Not co_await inside the braces: GCC 12 destroys a braced initializer's temporaries twice
+    // there.
+    const auto executor = co_await asio::this_coro::executor;
+    Chain chain{steps, {}, Signal(executor)};
     engine.start(Clock::now());
     for (;;) {
       const auto seen = chain.signal.version();

@@ -12,7 +12,6 @@
 
 #include <chrono>
 #include <cstddef>
-#include <deque>
 #include <optional>
 #include <string>
 #include <vector>
@@ -165,7 +164,8 @@ private:
   std::vector<AttemptStep> m_steps;
   Options m_options;
   std::vector<Contender> m_contenders; // by id
-  std::deque<Action> m_actions;
+  std::vector<Action> m_actions;       // pending from m_next_action on
+  size_t m_next_action = 0;
   Phase m_phase = Phase::trying;
   size_t m_next_step = 0; // the first step not tried yet
   std::optional<Clock::time_point> m_hedge_at;
