@@ -364,6 +364,7 @@ struct Server::Impl {
   explicit Impl(App& app) : shared(app) {}
 
   net::Shared shared;
+  net::ClientTls tls; // shared by the workers' upstream connections; made before them
   // The link to Redis when the config names one (SPEC §12); made before the workers and gone
   // before them, as what it answers is posted to their loops.
   std::unique_ptr<SharedState> redis;
@@ -431,7 +432,7 @@ Server::Server(App& app) : m_impl(std::make_unique<Impl>(app)) {
   unsigned n = server.workers > 0 ? static_cast<unsigned>(server.workers)
                                   : std::max(1u, std::thread::hardware_concurrency());
   for (unsigned i = 0; i < n; ++i) {
-    m_impl->workers.push_back(std::make_unique<net::Worker>());
+    m_impl->workers.push_back(std::make_unique<net::Worker>(m_impl->tls));
     m_impl->workers.back()->drain_flag = &m_impl->shared.draining;
   }
   m_impl->room = std::make_unique<asio::steady_timer>(m_impl->workers[0]->io);

@@ -90,8 +90,7 @@ std::unique_ptr<asio::ssl::context> make_client_tls_context() {
   return ctx;
 }
 
-UpstreamPools::UpstreamPools(asio::io_context& io, asio::ssl::context& tls)
-    : m_io(io), m_tls(tls) {}
+UpstreamPools::UpstreamPools(asio::io_context& io, ClientTls& tls) : m_io(io), m_tls(tls) {}
 
 std::unique_ptr<UpstreamConnection> UpstreamPools::take_idle(const Origin& origin) {
   const auto it = m_idle.find(origin.key);

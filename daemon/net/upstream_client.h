@@ -18,6 +18,7 @@
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -43,14 +44,33 @@ struct UpstreamConnection {
   beast::tcp_stream& lowest() { return tls ? beast::get_lowest_layer(*tls) : tcp; }
 };
 
+// A TLS client context that checks certificates against the system's trust store.
+std::unique_ptr<asio::ssl::context> make_client_tls_context();
+
+// The one TLS client context every worker's upstream connections use, made on first use: a
+// daemon with no https target never loads the system's trust store (about 1 MB per context,
+// read whole when the context is made). An OpenSSL context is safe to share between threads
+// once set up; only its making is guarded.
+class ClientTls {
+public:
+  asio::ssl::context& get() {
+    std::call_once(m_once, [this] { m_context = make_client_tls_context(); });
+    return *m_context;
+  }
+
+private:
+  std::once_flag m_once;
+  std::unique_ptr<asio::ssl::context> m_context;
+};
+
 // One worker's upstream connections: the idle ones by origin and the resolved addresses. Only
 // that worker's thread touches it.
 class UpstreamPools {
 public:
-  UpstreamPools(asio::io_context& io, asio::ssl::context& tls);
+  UpstreamPools(asio::io_context& io, ClientTls& tls);
 
   asio::io_context& io() { return m_io; }
-  asio::ssl::context& tls() { return m_tls; }
+  asio::ssl::context& tls() { return m_tls.get(); }
   // A kept-alive connection to origin, or null.
   std::unique_ptr<UpstreamConnection> take_idle(const Origin& origin);
   void put_idle(const Origin& origin, std::unique_ptr<UpstreamConnection> connection);
@@ -66,14 +86,11 @@ private:
     Clock::time_point until;
   };
   asio::io_context& m_io;
-  asio::ssl::context& m_tls;
+  ClientTls& m_tls;
   std::unordered_map<std::string, std::vector<std::unique_ptr<UpstreamConnection>>> m_idle;
   std::unordered_map<std::string, Resolved> m_resolved;
   bool m_closed = false;
 };
-
-// A TLS client context that checks certificates against the system's trust store.
-std::unique_ptr<asio::ssl::context> make_client_tls_context();
 
 // One request to an upstream and its answer, read as it arrives. A connection whose answer was
 // read to its end goes back to the worker's idle pool; any other is closed.

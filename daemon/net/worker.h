@@ -19,7 +19,7 @@ namespace modelmux::net {
 class Connection;
 
 struct Worker {
-  Worker() : tls(make_client_tls_context()), pools(io, *tls) {}
+  explicit Worker(ClientTls& tls) : pools(io, tls) {}
   ~Worker() { pools.close(); }
 
   // A parser for one request's body, kept across its waits; back to the list when done.
@@ -47,7 +47,6 @@ struct Worker {
 
   // Declared before io so that they outlive it: destroying the io_context destroys the
   // coroutines still suspended on it, and their destructors reach these.
-  std::unique_ptr<asio::ssl::context> tls;
   std::list<Connection*> connections;
   std::vector<std::unique_ptr<BodyParser>> parsers;
   UpstreamPools pools;
