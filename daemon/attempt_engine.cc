@@ -121,8 +121,8 @@ void AttemptEngine::win(size_t id) {
     // Cancelled: the upstream stops generating, and nothing of it is billed.
     loser.state = State::done;
     emit(action(Action::Kind::cancel, other, loser.step));
-    record(loser, Outcome::timeout, "raced and lost to " + m_steps[m_contenders[id].step].label,
-           false);
+    record(loser, Outcome::timeout,
+           "raced and lost to " + std::string(m_steps[m_contenders[id].step].label), false);
   }
 }
 

@@ -17,9 +17,10 @@ using Kind = AttemptEngine::Action::Kind;
 
 const Clock::time_point t0 = Clock::time_point(1000h);
 
-AttemptStep step(std::string label, size_t keys = 1) {
+// Labels are string literals: the engine keeps a view of each.
+AttemptStep step(std::string_view label, size_t keys = 1) {
   AttemptStep s;
-  s.label = std::move(label);
+  s.label = label;
   s.keys = keys;
   s.first_byte_timeout = 10s;
   s.idle_timeout = 5s;
@@ -41,7 +42,7 @@ std::vector<std::string> actions(AttemptEngine& e, const std::vector<AttemptStep
   std::vector<std::string> out;
   while (auto a = e.next_action()) {
     const std::string id = "#" + std::to_string(a->id);
-    const std::string& label = steps[a->step].label;
+    const std::string label(steps[a->step].label);
     switch (a->kind) {
     case Kind::open:
       out.push_back("open " + id + " " + label + " key " + std::to_string(a->key_try) +

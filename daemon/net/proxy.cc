@@ -1308,7 +1308,11 @@ private:
                                                                             : c.exchange->failure(),
                                   "the answer broke off", Clock::now());
       }
-      c.exchange->cancel(); // a refused stream's connection is not kept
+      if (refused_stream) {
+        // Its error body is served with what came in time; the connection is not kept. A
+        // whole answer read to its end leaves its connection to the worker's pool.
+        c.exchange->cancel();
+      }
       c.reply.outcome = outcome_from(c.reply.status);
       c.reply.detail = "HTTP " + std::to_string(c.reply.status);
       c.whole = true;

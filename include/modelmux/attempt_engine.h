@@ -14,13 +14,16 @@
 #include <cstddef>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace modelmux {
 
 // One target of a request's chain, as the engine sees it.
 struct AttemptStep {
-  std::string label;     // the target's one name
+  // The target's one name: a view of the caller's, read only while the chain is tried (so a
+  // request copies no label into its engine).
+  std::string_view label;
   size_t keys = 1;       // API keys a 429 may rotate through
   bool hedgeable = true; // may race or be raced (a mock answers at once: never)
   std::chrono::milliseconds first_byte_timeout{60000};
