@@ -20,7 +20,6 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/status.hpp>
@@ -62,7 +61,8 @@ struct Shared {
 class Connection final : public ClientReply {
 public:
   Connection(Worker& worker, Shared& shared, tcp::socket socket)
-      : m_worker(worker), m_shared(shared), m_stream(std::move(socket)) {
+      : m_worker(worker), m_shared(shared), m_socket(std::move(socket)),
+        m_deadline(worker.deadlines) {
     m_position = m_worker.connections.insert(m_worker.connections.end(), this);
   }
   ~Connection() override { m_worker.connections.erase(m_position); }
@@ -74,13 +74,13 @@ public:
   void close_if_idle() {
     if (!m_busy) {
       error_code ignored;
-      m_stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
-      m_stream.socket().close(ignored);
+      m_socket.shutdown(tcp::socket::shutdown_both, ignored);
+      m_socket.close(ignored);
     }
   }
   void close_now() {
     error_code ignored;
-    m_stream.socket().close(ignored);
+    m_socket.close(ignored);
   }
 
   Task<bool> send(HttpResponse& response) override;
@@ -92,6 +92,9 @@ private:
   Task<bool> read_request(http::request_parser<http::string_body>& parser, HttpResponse& refusal);
   Task<void> handle(HttpRequest& request);
   void write_head(const HttpResponse& response, bool chunked, size_t content_length);
+  void expires_after(std::chrono::steady_clock::duration within) {
+    m_deadline.arm(m_socket, std::chrono::steady_clock::now() + within);
+  }
   // After this answer the connection ends: the client asked, or a drain is on and no pipelined
   // request waits (one that does is read, and answered 503).
   bool closing() const {
@@ -101,7 +104,8 @@ private:
 
   Worker& m_worker;
   Shared& m_shared;
-  beast::tcp_stream m_stream;
+  tcp::socket m_socket;
+  Deadline m_deadline; // of the read or write in progress
   beast::flat_buffer m_buffer;
   std::string m_head; // reused for every response head
   bool m_busy = false;
@@ -161,11 +165,11 @@ Task<bool> Connection::send(HttpResponse& response) {
     m_keep_alive = false;
   }
   write_head(response, false, response.body.size());
-  m_stream.expires_after(k_write_timeout);
+  expires_after(k_write_timeout);
   const std::array<asio::const_buffer, 2> buffers{
       asio::buffer(m_head), m_head_request ? asio::const_buffer() : asio::buffer(response.body)};
-  auto [ec, n] = co_await asio::async_write(m_stream, buffers, k_use);
-  m_stream.expires_never();
+  auto [ec, n] = co_await asio::async_write(m_socket, buffers, k_use);
+  m_deadline.disarm();
   co_return !ec;
 }
 
@@ -177,9 +181,9 @@ Task<bool> Connection::begin_stream(HttpResponse& head) {
     m_buffer.shrink_to_fit(); // the request's read buffer, held for nothing while a stream runs
   }
   write_head(head, true, 0);
-  m_stream.expires_after(k_write_timeout);
-  auto [ec, n] = co_await asio::async_write(m_stream, asio::buffer(m_head), k_use);
-  m_stream.expires_never();
+  expires_after(k_write_timeout);
+  auto [ec, n] = co_await asio::async_write(m_socket, asio::buffer(m_head), k_use);
+  m_deadline.disarm();
   co_return !ec;
 }
 
@@ -192,16 +196,16 @@ Task<bool> Connection::write(std::string_view bytes) {
   const std::array<asio::const_buffer, 3> buffers{asio::buffer(size_line, static_cast<size_t>(len)),
                                                   asio::buffer(bytes.data(), bytes.size()),
                                                   asio::buffer("\r\n", 2)};
-  m_stream.expires_after(k_write_timeout);
-  auto [ec, n] = co_await asio::async_write(m_stream, buffers, k_use);
-  m_stream.expires_never();
+  expires_after(k_write_timeout);
+  auto [ec, n] = co_await asio::async_write(m_socket, buffers, k_use);
+  m_deadline.disarm();
   co_return !ec;
 }
 
 Task<bool> Connection::end_stream() {
-  m_stream.expires_after(k_write_timeout);
-  auto [ec, n] = co_await asio::async_write(m_stream, asio::buffer("0\r\n\r\n", 5), k_use);
-  m_stream.expires_never();
+  expires_after(k_write_timeout);
+  auto [ec, n] = co_await asio::async_write(m_socket, asio::buffer("0\r\n\r\n", 5), k_use);
+  m_deadline.disarm();
   co_return !ec;
 }
 
@@ -213,8 +217,8 @@ Task<bool> Connection::read_request(http::request_parser<http::string_body>& par
   const auto& server = snapshot->config->server;
   parser.header_limit(k_header_limit);
   parser.body_limit(static_cast<uint64_t>(server.max_body_size));
-  m_stream.expires_after(server.read_timeout);
-  auto [ec, n] = co_await http::async_read_header(m_stream, m_buffer, parser, k_use);
+  expires_after(server.read_timeout);
+  auto [ec, n] = co_await http::async_read_header(m_socket, m_buffer, parser, k_use);
   if (!ec) {
     const auto& head = parser.get();
     const auto expect = head[http::field::expect];
@@ -222,14 +226,14 @@ Task<bool> Connection::read_request(http::request_parser<http::string_body>& par
         iequals(std::string_view(expect.data(), expect.size()), "100-continue")) {
       // curl and some SDKs wait for this before sending a large body.
       auto [write_error, w] = co_await asio::async_write(
-          m_stream, asio::buffer("HTTP/1.1 100 Continue\r\n\r\n", 25), k_use);
+          m_socket, asio::buffer("HTTP/1.1 100 Continue\r\n\r\n", 25), k_use);
       ec = write_error;
     }
   }
   if (!ec) {
-    std::tie(ec, n) = co_await http::async_read(m_stream, m_buffer, parser, k_use);
+    std::tie(ec, n) = co_await http::async_read(m_socket, m_buffer, parser, k_use);
   }
-  m_stream.expires_never();
+  m_deadline.disarm();
   if (!ec) {
     co_return true;
   }
@@ -242,9 +246,9 @@ Task<bool> Connection::read_request(http::request_parser<http::string_body>& par
   } else if (ec == http::error::header_limit) {
     refuse(refusal, 431, protocol, ErrorKind::invalid_request,
            "the request headers are larger than 64 KiB");
-  } else if (ec == beast::error::timeout) {
-    // A client that dribbles its request is cut off (the stream closed the socket when the
-    // deadline passed, so nothing is answered); it held no thread meanwhile.
+  } else if (m_deadline.expired()) {
+    // A client that dribbles its request is cut off (the deadline closed the socket, so
+    // nothing is answered); it held no thread meanwhile.
     refusal.status = 0;
   } else if (ec == http::error::end_of_stream || ec == asio::error::eof ||
              ec == asio::error::connection_reset || ec == asio::error::operation_aborted ||
@@ -316,7 +320,7 @@ HttpRequest to_request(http::request<http::string_body>& message) {
 
 Task<void> Connection::run() {
   error_code ignored;
-  m_stream.socket().set_option(tcp::no_delay(true), ignored);
+  m_socket.set_option(tcp::no_delay(true), ignored);
   for (;;) {
     m_busy = false;
     if (m_buffer.size() == 0) {
@@ -324,8 +328,8 @@ Task<void> Connection::run() {
       if (m_shared.draining.load(std::memory_order_relaxed)) {
         break;
       }
-      m_stream.expires_after(k_keep_alive_idle);
-      auto [ec, n] = co_await m_stream.async_read_some(m_buffer.prepare(4096), k_use);
+      expires_after(k_keep_alive_idle);
+      auto [ec, n] = co_await m_socket.async_read_some(m_buffer.prepare(4096), k_use);
       if (ec) {
         break;
       }
@@ -348,12 +352,12 @@ Task<void> Connection::run() {
     m_head_request = parser->get().method() == http::verb::head;
     parser.reset();
     co_await handle(request);
-    if (closing() || !m_stream.socket().is_open()) {
+    if (closing() || !m_socket.is_open()) {
       break;
     }
   }
-  m_stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-  m_stream.socket().close(ignored);
+  m_socket.shutdown(tcp::socket::shutdown_send, ignored);
+  m_socket.close(ignored);
 }
 
 } // namespace net

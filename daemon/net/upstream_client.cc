@@ -27,10 +27,9 @@ constexpr size_t k_chunk_size = 4 * 1024;
 constexpr size_t k_max_idle_per_origin = 256;
 constexpr auto k_max_idle_age = std::chrono::seconds(4);
 constexpr size_t k_header_limit = 64 * 1024;
-
-bool is_timeout(const error_code& ec) {
-  return ec == beast::error::timeout;
-}
+// A whole answer's first read: Beast reads what the buffer has room for, 512 bytes to begin
+// with, so a 1 KB answer took two reads. A stream's events are small; its buffer stays small.
+constexpr size_t k_whole_answer_read = 4 * 1024;
 
 // The request head: written by hand (writing HTTP is simple; reading it is Beast's), so the
 // hot path builds one string and writes it with the body in one gather.
@@ -60,12 +59,12 @@ void write_head(std::string& head, const Origin& origin, const UpstreamRequest& 
   head += "\r\n";
 }
 
-std::string describe_connect_error(const error_code& ec, bool tls) {
+std::string describe_connect_error(const error_code& ec, bool timed_out, bool tls) {
+  if (timed_out) {
+    return "connection timed out";
+  }
   if (ec == asio::error::connection_refused) {
     return "connection refused or unreachable";
-  }
-  if (is_timeout(ec)) {
-    return "connection timed out";
   }
   if (tls && ec.category() == asio::error::get_ssl_category()) {
     const auto reason = ERR_GET_REASON(static_cast<unsigned long>(ec.value()));
@@ -90,7 +89,8 @@ std::unique_ptr<asio::ssl::context> make_client_tls_context() {
   return ctx;
 }
 
-UpstreamPools::UpstreamPools(asio::io_context& io, ClientTls& tls) : m_io(io), m_tls(tls) {}
+UpstreamPools::UpstreamPools(asio::io_context& io, ClientTls& tls, Deadlines& deadlines)
+    : m_io(io), m_tls(tls), m_deadlines(deadlines) {}
 
 std::unique_ptr<UpstreamConnection> UpstreamPools::take_idle(const Origin& origin) {
   const auto it = m_idle.find(origin.key);
@@ -102,7 +102,7 @@ std::unique_ptr<UpstreamConnection> UpstreamPools::take_idle(const Origin& origi
   while (!idle.empty()) {
     auto c = std::move(idle.back());
     idle.pop_back();
-    if (now - c->idle_since < k_max_idle_age && c->lowest().socket().is_open()) {
+    if (now - c->idle_since < k_max_idle_age && c->socket().is_open()) {
       return c;
     }
   }
@@ -115,7 +115,7 @@ void UpstreamPools::put_idle(const Origin& origin, std::unique_ptr<UpstreamConne
     return; // closed as it goes
   }
   connection->idle_since = Clock::now();
-  connection->lowest().expires_never();
+  connection->deadline.disarm();
   idle.push_back(std::move(connection));
 }
 
@@ -165,7 +165,7 @@ void UpstreamExchange::fail(Outcome outcome, std::string detail) {
   m_detail = std::move(detail);
   if (m_connection) {
     error_code ignored;
-    m_connection->lowest().socket().close(ignored);
+    m_connection->socket().close(ignored);
   }
 }
 
@@ -173,8 +173,8 @@ void UpstreamExchange::cancel() {
   m_cancelled = true;
   if (m_connection) {
     error_code ignored;
-    m_connection->lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
-    m_connection->lowest().socket().close(ignored);
+    m_connection->socket().shutdown(tcp::socket::shutdown_both, ignored);
+    m_connection->socket().close(ignored);
   }
 }
 
@@ -183,25 +183,28 @@ Task<bool> UpstreamExchange::connect(const Origin& origin, Clock::time_point dea
   const auto endpoints = co_await m_pools.resolve(origin, ec);
   if (ec || endpoints.empty()) {
     fail(Outcome::connect_error,
-         describe_connect_error(ec ? ec : asio::error::host_not_found, origin.tls));
+         describe_connect_error(ec ? ec : asio::error::host_not_found, false, origin.tls));
     co_return false;
   }
-  m_connection = std::make_unique<UpstreamConnection>(m_pools.io());
-  auto& tcp_stream = m_connection->tcp;
+  m_connection = std::make_unique<UpstreamConnection>(m_pools.io(), m_pools.deadlines());
+  auto& c = *m_connection;
   // Connecting is bounded by the attempt's deadline, and never by more than 10 s: a host that
-  // drops SYNs should not hold a request for the whole time to first byte.
-  tcp_stream.expires_at(std::min(deadline, Clock::now() + std::chrono::seconds(10)));
-  auto [connect_error, endpoint] = co_await tcp_stream.async_connect(endpoints, k_use);
+  // drops SYNs should not hold a request for the whole time to first byte. The TLS handshake
+  // shares that bound.
+  const auto connect_deadline = std::min(deadline, Clock::now() + std::chrono::seconds(10));
+  c.expires_at(connect_deadline);
+  auto [connect_error, endpoint] = co_await asio::async_connect(c.tcp, endpoints, k_use);
+  c.deadline.disarm();
   if (connect_error) {
-    fail(Outcome::connect_error, describe_connect_error(connect_error, false));
+    fail(Outcome::connect_error,
+         describe_connect_error(connect_error, c.deadline.expired(), false));
     co_return false;
   }
-  tcp_stream.socket().set_option(tcp::no_delay(true), ec);
+  c.tcp.set_option(tcp::no_delay(true), ec);
   if (!origin.tls) {
     co_return true;
   }
-  auto tls =
-      std::make_unique<beast::ssl_stream<beast::tcp_stream>>(std::move(tcp_stream), m_pools.tls());
+  auto tls = std::make_unique<beast::ssl_stream<tcp::socket>>(std::move(c.tcp), m_pools.tls());
   if (!SSL_set_tlsext_host_name(tls->native_handle(), origin.host.c_str())) {
     fail(Outcome::connect_error, "TLS handshake failed (SNI)");
     co_return false;
@@ -212,11 +215,13 @@ Task<bool> UpstreamExchange::connect(const Origin& origin, Clock::time_point dea
   } else {
     tls->set_verify_mode(asio::ssl::verify_none);
   }
-  m_connection->tls = std::move(tls);
-  auto [handshake_error] =
-      co_await m_connection->tls->async_handshake(asio::ssl::stream_base::client, k_use);
+  c.tls = std::move(tls);
+  c.expires_at(connect_deadline); // the socket moved into the TLS stream
+  auto [handshake_error] = co_await c.tls->async_handshake(asio::ssl::stream_base::client, k_use);
+  c.deadline.disarm();
   if (handshake_error) {
-    fail(Outcome::connect_error, describe_connect_error(handshake_error, true));
+    fail(Outcome::connect_error,
+         describe_connect_error(handshake_error, c.deadline.expired(), true));
     co_return false;
   }
   co_return true;
@@ -225,7 +230,9 @@ Task<bool> UpstreamExchange::connect(const Origin& origin, Clock::time_point dea
 Task<bool> UpstreamExchange::send_and_read_head(const UpstreamRequest& request,
                                                 Clock::time_point deadline, bool& retry_on_fresh) {
   auto& c = *m_connection;
-  c.lowest().expires_at(deadline);
+  // Armed while an operation is pending, as a stream's timeout would be: time the caller spends
+  // between reads (writing to a slow client) is not the upstream's.
+  c.expires_at(deadline);
   std::string head;
   write_head(head, *m_origin, request);
   const std::array<asio::const_buffer, 2> buffers{asio::buffer(head), asio::buffer(request.body)};
@@ -236,12 +243,16 @@ Task<bool> UpstreamExchange::send_and_read_head(const UpstreamRequest& request,
     std::tie(write_error, std::ignore) = co_await asio::async_write(c.tcp, buffers, k_use);
   }
   if (write_error) {
-    if (is_timeout(write_error)) {
+    c.deadline.disarm();
+    if (c.deadline.expired()) {
       fail(Outcome::timeout, "no answer in time");
     } else {
       fail(Outcome::reset, "connection reset while sending");
     }
     co_return false;
+  }
+  if (!request.stream && c.buffer.capacity() < k_whole_answer_read) {
+    c.buffer.reserve(k_whole_answer_read);
   }
   m_parser.emplace();
   m_parser->header_limit(k_header_limit);
@@ -257,11 +268,12 @@ Task<bool> UpstreamExchange::send_and_read_head(const UpstreamRequest& request,
     std::tie(read_error, std::ignore) =
         co_await http::async_read_header(c.tcp, c.buffer, *m_parser, k_use);
   }
+  c.deadline.disarm();
   if (read_error) {
     // A kept-alive connection the server closed meanwhile fails at once with nothing read:
     // the request never reached it, so a fresh connection may carry it.
-    retry_on_fresh = retry_on_fresh && !is_timeout(read_error) && !m_parser->got_some();
-    if (is_timeout(read_error)) {
+    retry_on_fresh = retry_on_fresh && !c.deadline.expired() && !m_parser->got_some();
+    if (c.deadline.expired()) {
       fail(Outcome::timeout, "no answer in time");
     } else if (read_error == http::error::end_of_stream || read_error == asio::error::eof ||
                read_error == asio::error::connection_reset) {
@@ -309,7 +321,7 @@ UpstreamExchange::Read UpstreamExchange::failed_read(const error_code& ec) {
     fail(Outcome::reset, "cancelled");
     return Read::failed;
   }
-  if (is_timeout(ec)) {
+  if (m_connection->deadline.expired()) {
     fail(Outcome::timeout, "no answer in time");
     return Read::timed_out;
   }
@@ -331,11 +343,11 @@ Task<UpstreamExchange::Read> UpstreamExchange::read(std::string_view& out,
     m_chunk = std::make_unique<char[]>(k_chunk_size);
   }
   auto& c = *m_connection;
-  c.lowest().expires_at(deadline);
   while (!m_parser->is_done()) {
     auto& body = m_parser->get().body();
     body.data = m_chunk.get();
     body.size = k_chunk_size;
+    c.expires_at(deadline);
     error_code ec;
     if (c.tls) {
       std::tie(ec, std::ignore) =
@@ -343,6 +355,7 @@ Task<UpstreamExchange::Read> UpstreamExchange::read(std::string_view& out,
     } else {
       std::tie(ec, std::ignore) = co_await http::async_read_some(c.tcp, c.buffer, *m_parser, k_use);
     }
+    c.deadline.disarm();
     if (ec == http::error::need_buffer) {
       ec = {};
     }

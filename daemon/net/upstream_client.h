@@ -1,18 +1,19 @@
 // The event loops' upstream client: one HTTP/1.1 exchange with a model server at a time per
 // connection, over Beast's parser and serializer, plain TCP or TLS (SNI and certificate checks
 // against the system store). Each worker keeps its own idle keep-alive connections by origin, so
-// no lock is taken on the way to an upstream. Deadlines are absolute and ride on the stream:
-// when one passes, the connection is closed and the pending operation ends as timed out.
+// no lock is taken on the way to an upstream. Deadlines are absolute and kept by the worker's
+// Deadlines: when one passes, the connection is closed and the pending operation ends as timed
+// out.
 #pragma once
 
 #include "modelmux/upstream.h"
+#include "net/deadlines.h"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
@@ -33,15 +34,18 @@ template <class T> using Task = asio::awaitable<T>;
 
 using Origin = UpstreamOrigin;
 
-// One connection to an origin, with the bytes read past the last answer.
+// One connection to an origin, with the bytes read past the last answer and the deadline of
+// the exchange on it.
 struct UpstreamConnection {
-  explicit UpstreamConnection(asio::io_context& io) : tcp(io) {}
-  beast::tcp_stream tcp;
-  std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> tls;
+  UpstreamConnection(asio::io_context& io, Deadlines& deadlines) : tcp(io), deadline(deadlines) {}
+  asio::ip::tcp::socket tcp;
+  std::unique_ptr<beast::ssl_stream<asio::ip::tcp::socket>> tls;
   beast::flat_buffer buffer;
+  Deadline deadline;
   Clock::time_point idle_since;
 
-  beast::tcp_stream& lowest() { return tls ? beast::get_lowest_layer(*tls) : tcp; }
+  asio::ip::tcp::socket& socket() { return tls ? tls->next_layer() : tcp; }
+  void expires_at(Clock::time_point at) { deadline.arm(socket(), at); }
 };
 
 // A TLS client context that checks certificates against the system's trust store.
@@ -67,9 +71,10 @@ private:
 // that worker's thread touches it.
 class UpstreamPools {
 public:
-  UpstreamPools(asio::io_context& io, ClientTls& tls);
+  UpstreamPools(asio::io_context& io, ClientTls& tls, Deadlines& deadlines);
 
   asio::io_context& io() { return m_io; }
+  Deadlines& deadlines() { return m_deadlines; }
   asio::ssl::context& tls() { return m_tls.get(); }
   // A kept-alive connection to origin, or null.
   std::unique_ptr<UpstreamConnection> take_idle(const Origin& origin);
@@ -87,6 +92,7 @@ private:
   };
   asio::io_context& m_io;
   ClientTls& m_tls;
+  Deadlines& m_deadlines;
   std::unordered_map<std::string, std::vector<std::unique_ptr<UpstreamConnection>>> m_idle;
   std::unordered_map<std::string, Resolved> m_resolved;
   bool m_closed = false;

@@ -1,7 +1,7 @@
-// One event loop and what it owns: its io_context, its upstream connections, its client
-// connections (for a drain to find the idle ones) and a free list of request body parsers. A
-// request lives on the worker that accepted its connection, from first byte to last; nothing
-// here is touched by another thread.
+// One event loop and what it owns: its io_context, its socket deadlines, its upstream
+// connections, its client connections (for a drain to find the idle ones) and a free list of
+// request body parsers. A request lives on the worker that accepted its connection, from first byte
+// to last; nothing here is touched by another thread.
 #pragma once
 
 #include "modelmux/request_body.h"
@@ -19,8 +19,11 @@ namespace modelmux::net {
 class Connection;
 
 struct Worker {
-  explicit Worker(ClientTls& tls) : pools(io, tls) {}
-  ~Worker() { pools.close(); }
+  explicit Worker(ClientTls& tls) : pools(io, tls, deadlines) { deadlines.start(io); }
+  ~Worker() {
+    pools.close();
+    deadlines.stop();
+  }
 
   // A parser for one request's body, kept across its waits; back to the list when done.
   std::unique_ptr<BodyParser> take_parser() {
@@ -49,6 +52,7 @@ struct Worker {
   // coroutines still suspended on it, and their destructors reach these.
   std::list<Connection*> connections;
   std::vector<std::unique_ptr<BodyParser>> parsers;
+  Deadlines deadlines;
   UpstreamPools pools;
   asio::io_context io{1};
 };
