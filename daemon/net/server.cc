@@ -5,6 +5,7 @@
 
 #include "modelmux/routes.h"
 #include "net/client_reply.h"
+#include "net/http_io.h"
 #include "net/proxy.h"
 #include "net/redis_link.h"
 #include "net/worker.h"
@@ -168,7 +169,7 @@ Task<bool> Connection::send(HttpResponse& response) {
   expires_after(k_write_timeout);
   const std::array<asio::const_buffer, 2> buffers{
       asio::buffer(m_head), m_head_request ? asio::const_buffer() : asio::buffer(response.body)};
-  auto [ec, n] = co_await asio::async_write(m_socket, buffers, k_use);
+  const auto ec = co_await write_all(m_socket, buffers);
   m_deadline.disarm();
   co_return !ec;
 }
@@ -182,7 +183,7 @@ Task<bool> Connection::begin_stream(HttpResponse& head) {
   }
   write_head(head, true, 0);
   expires_after(k_write_timeout);
-  auto [ec, n] = co_await asio::async_write(m_socket, asio::buffer(m_head), k_use);
+  const auto ec = co_await write_all(m_socket, asio::buffer(m_head));
   m_deadline.disarm();
   co_return !ec;
 }
@@ -197,14 +198,14 @@ Task<bool> Connection::write(std::string_view bytes) {
                                                   asio::buffer(bytes.data(), bytes.size()),
                                                   asio::buffer("\r\n", 2)};
   expires_after(k_write_timeout);
-  auto [ec, n] = co_await asio::async_write(m_socket, buffers, k_use);
+  const auto ec = co_await write_all(m_socket, buffers);
   m_deadline.disarm();
   co_return !ec;
 }
 
 Task<bool> Connection::end_stream() {
   expires_after(k_write_timeout);
-  auto [ec, n] = co_await asio::async_write(m_socket, asio::buffer("0\r\n\r\n", 5), k_use);
+  const auto ec = co_await write_all(m_socket, asio::buffer("0\r\n\r\n", 5));
   m_deadline.disarm();
   co_return !ec;
 }
@@ -218,20 +219,19 @@ Task<bool> Connection::read_request(http::request_parser<http::string_body>& par
   parser.header_limit(k_header_limit);
   parser.body_limit(static_cast<uint64_t>(server.max_body_size));
   expires_after(server.read_timeout);
-  auto [ec, n] = co_await http::async_read_header(m_socket, m_buffer, parser, k_use);
+  auto ec = co_await read_until(m_socket, m_buffer, parser,
+                                [](const auto& p) { return p.is_header_done(); });
   if (!ec) {
     const auto& head = parser.get();
     const auto expect = head[http::field::expect];
     if (!expect.empty() &&
         iequals(std::string_view(expect.data(), expect.size()), "100-continue")) {
       // curl and some SDKs wait for this before sending a large body.
-      auto [write_error, w] = co_await asio::async_write(
-          m_socket, asio::buffer("HTTP/1.1 100 Continue\r\n\r\n", 25), k_use);
-      ec = write_error;
+      ec = co_await write_all(m_socket, asio::buffer("HTTP/1.1 100 Continue\r\n\r\n", 25));
     }
   }
   if (!ec) {
-    std::tie(ec, n) = co_await http::async_read(m_socket, m_buffer, parser, k_use);
+    ec = co_await read_until(m_socket, m_buffer, parser, [](const auto& p) { return p.is_done(); });
   }
   m_deadline.disarm();
   if (!ec) {

@@ -1,6 +1,8 @@
 // The event loops' upstream client.
 #include "net/upstream_client.h"
 
+#include "net/http_io.h"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -240,7 +242,7 @@ Task<bool> UpstreamExchange::send_and_read_head(const UpstreamRequest& request,
   if (c.tls) {
     std::tie(write_error, std::ignore) = co_await asio::async_write(*c.tls, buffers, k_use);
   } else {
-    std::tie(write_error, std::ignore) = co_await asio::async_write(c.tcp, buffers, k_use);
+    write_error = co_await write_all(c.tcp, buffers);
   }
   if (write_error) {
     c.deadline.disarm();
@@ -260,13 +262,12 @@ Task<bool> UpstreamExchange::send_and_read_head(const UpstreamRequest& request,
   if (request.method == "HEAD") {
     m_parser->skip(true);
   }
+  const auto head_done = [](const auto& p) { return p.is_header_done(); };
   error_code read_error;
   if (c.tls) {
-    std::tie(read_error, std::ignore) =
-        co_await http::async_read_header(*c.tls, c.buffer, *m_parser, k_use);
+    read_error = co_await read_until(*c.tls, c.buffer, *m_parser, head_done);
   } else {
-    std::tie(read_error, std::ignore) =
-        co_await http::async_read_header(c.tcp, c.buffer, *m_parser, k_use);
+    read_error = co_await read_until(c.tcp, c.buffer, *m_parser, head_done);
   }
   c.deadline.disarm();
   if (read_error) {
@@ -348,12 +349,16 @@ Task<UpstreamExchange::Read> UpstreamExchange::read(std::string_view& out,
     body.data = m_chunk.get();
     body.size = k_chunk_size;
     c.expires_at(deadline);
+    // Until some body bytes are in the chunk (a full chunk ends as need_buffer) or the answer
+    // ends.
+    const auto some_body = [&body](const auto& p) {
+      return p.is_done() || body.size < k_chunk_size;
+    };
     error_code ec;
     if (c.tls) {
-      std::tie(ec, std::ignore) =
-          co_await http::async_read_some(*c.tls, c.buffer, *m_parser, k_use);
+      ec = co_await read_until(*c.tls, c.buffer, *m_parser, some_body);
     } else {
-      std::tie(ec, std::ignore) = co_await http::async_read_some(c.tcp, c.buffer, *m_parser, k_use);
+      ec = co_await read_until(c.tcp, c.buffer, *m_parser, some_body);
     }
     c.deadline.disarm();
     if (ec == http::error::need_buffer) {
