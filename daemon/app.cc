@@ -211,6 +211,7 @@ void App::publish(std::shared_ptr<const Snapshot> snapshot) {
     }
   }
   m_snapshot.store(std::move(next));
+  m_generation.fetch_add(1, std::memory_order_release);
 }
 
 } // namespace modelmux

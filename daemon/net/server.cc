@@ -214,8 +214,8 @@ Task<bool> Connection::end_stream() {
 // connection ends — after refusal, when it holds a status to answer with.
 Task<bool> Connection::read_request(http::request_parser<http::string_body>& parser,
                                     HttpResponse& refusal) {
-  const auto snapshot = m_shared.app.snapshot();
-  const auto& server = snapshot->config->server;
+  // Used before the first wait only: the worker may load a new snapshot meanwhile.
+  const auto& server = m_worker.snapshot(m_shared.app)->config->server;
   parser.header_limit(k_header_limit);
   parser.body_limit(static_cast<uint64_t>(server.max_body_size));
   expires_after(server.read_timeout);
@@ -281,7 +281,7 @@ Task<void> Connection::handle(HttpRequest& request) {
     co_await send(response);
     co_return;
   }
-  const auto snapshot = m_shared.app.snapshot();
+  const auto snapshot = m_worker.snapshot(m_shared.app);
   std::optional<ApiRoute> route;
   try {
     route = route_request(m_shared.app, *snapshot, request, response);

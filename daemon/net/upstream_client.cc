@@ -340,13 +340,13 @@ Task<UpstreamExchange::Read> UpstreamExchange::read(std::string_view& out,
   if (!m_parser || !m_connection) {
     co_return Read::failed;
   }
-  if (!m_chunk) {
-    m_chunk = std::make_unique<char[]>(k_chunk_size);
-  }
   auto& c = *m_connection;
+  if (!c.chunk) {
+    c.chunk = std::make_unique<char[]>(k_chunk_size);
+  }
   while (!m_parser->is_done()) {
     auto& body = m_parser->get().body();
-    body.data = m_chunk.get();
+    body.data = c.chunk.get();
     body.size = k_chunk_size;
     c.expires_at(deadline);
     // Until some body bytes are in the chunk (a full chunk ends as need_buffer) or the answer
@@ -369,7 +369,7 @@ Task<UpstreamExchange::Read> UpstreamExchange::read(std::string_view& out,
     }
     const size_t got = k_chunk_size - m_parser->get().body().size;
     if (got > 0) {
-      out = std::string_view(m_chunk.get(), got);
+      out = std::string_view(c.chunk.get(), got);
       co_return Read::data;
     }
   }

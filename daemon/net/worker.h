@@ -4,6 +4,7 @@
 // to last; nothing here is touched by another thread.
 #pragma once
 
+#include "modelmux/app.h"
 #include "modelmux/request_body.h"
 #include "net/upstream_client.h"
 
@@ -40,6 +41,19 @@ struct Worker {
       parsers.push_back(std::move(parser));
     }
   }
+
+  // The config snapshot of the moment: this loop's own copy, loaded again only when the App
+  // published a new one. A request that suspends keeps a copy of the pointer, not a reference.
+  const std::shared_ptr<const Snapshot>& snapshot(const App& app) {
+    const uint64_t generation = app.snapshot_generation();
+    if (!current_snapshot || generation != snapshot_generation) {
+      snapshot_generation = generation;
+      current_snapshot = app.snapshot();
+    }
+    return current_snapshot;
+  }
+  std::shared_ptr<const Snapshot> current_snapshot;
+  uint64_t snapshot_generation = 0;
 
   // Whether the daemon is draining: set by the server, read by requests in flight (no new
   // hedge starts during a drain).
