@@ -1,6 +1,7 @@
 // What modelmux measures, and the scrape.
 #include "modelmux/gateway_metrics.h"
 
+#include <charconv>
 #include <dirent.h>
 #include <fstream>
 #include <unistd.h>
@@ -79,7 +80,7 @@ GatewayMetrics::GatewayMetrics()
 }
 
 void GatewayMetrics::attempt(const std::string& target, Outcome outcome) {
-  m_attempts.at({target, std::string(to_string(outcome))}).fetch_add(1, std::memory_order_relaxed);
+  m_attempts.at({target, to_string(outcome)}).fetch_add(1, std::memory_order_relaxed);
 }
 
 void GatewayMetrics::request_started(ApiRoute route) {
@@ -99,7 +100,7 @@ void GatewayMetrics::queue_wait(const std::string& target, double seconds) {
 }
 
 void GatewayMetrics::cache_request(std::string_view result) {
-  m_cache_requests.at({std::string(result)}).fetch_add(1, std::memory_order_relaxed);
+  m_cache_requests.at({result}).fetch_add(1, std::memory_order_relaxed);
 }
 
 void GatewayMetrics::spill(const std::string& from, const std::string& to) {
@@ -108,11 +109,14 @@ void GatewayMetrics::spill(const std::string& from, const std::string& to) {
 
 void GatewayMetrics::observe(const UsageRecord& r, std::string_view provider, bool with_reference) {
   // A model that resolved to nothing is the client's text: it stays out of the labels.
-  const std::string model = r.status == 404 ? "(unknown)" : r.model;
-  const std::string target = r.target.empty() ? "none" : r.target;
-  m_requests.at({r.route, model, target, std::to_string(r.status)}).fetch_add(1);
+  const std::string_view model = r.status == 404 ? "(unknown)" : std::string_view(r.model);
+  const std::string_view target = r.target.empty() ? "none" : std::string_view(r.target);
+  char status[16];
+  const auto status_end = std::to_chars(status, status + sizeof status, r.status).ptr;
+  m_requests.at({r.route, model, target, std::string_view(status, status_end - status)})
+      .fetch_add(1);
   for (const auto& [from, to] : fallback_moves(r)) {
-    m_fallbacks.at({std::string(from), std::string(to)}).fetch_add(1);
+    m_fallbacks.at({from, to}).fetch_add(1);
   }
   if (r.target.empty()) {
     return;
@@ -122,19 +126,16 @@ void GatewayMetrics::observe(const UsageRecord& r, std::string_view provider, bo
   if (with_reference) {
     m_savings_micros.fetch_add(r.reference_cost_micros - r.cost_micros);
   }
-  const std::vector<std::string> labels = {model, std::string(provider), r.target};
-  m_duration.at(labels).observe(r.latency_ms / 1000.0);
+  m_duration.at({model, provider, r.target}).observe(r.latency_ms / 1000.0);
   if (r.stream) {
-    m_ttft.at(labels).observe(r.ttft_ms / 1000.0);
+    m_ttft.at({model, provider, r.target}).observe(r.ttft_ms / 1000.0);
     if (r.output_tokens > 1) {
-      m_tpot.at(labels).observe((r.latency_ms - r.ttft_ms) / 1000.0 /
-                                static_cast<double>(r.output_tokens - 1));
+      m_tpot.at({model, provider, r.target})
+          .observe((r.latency_ms - r.ttft_ms) / 1000.0 / static_cast<double>(r.output_tokens - 1));
     }
   }
-  m_tokens.at({"input", model, std::string(provider), r.target})
-      .observe(static_cast<double>(r.input_tokens));
-  m_tokens.at({"output", model, std::string(provider), r.target})
-      .observe(static_cast<double>(r.output_tokens));
+  m_tokens.at({"input", model, provider, r.target}).observe(static_cast<double>(r.input_tokens));
+  m_tokens.at({"output", model, provider, r.target}).observe(static_cast<double>(r.output_tokens));
 }
 
 std::map<std::string, int64_t> GatewayMetrics::spills_by_target() const {

@@ -1,6 +1,7 @@
 // Metric storage and the Prometheus text exposition.
 #include "modelmux/metrics.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <unordered_map>
@@ -38,15 +39,33 @@ Histogram::View Histogram::view() const {
   return v;
 }
 
-template <typename Series> Series& Family<Series>::at(const std::vector<std::string>& values) {
+namespace {
+
+// Orders label value lists, stored (strings) or looked up (views), the same way, so a lookup
+// needs no strings made.
+struct LabelsLess {
+  using is_transparent = void;
+  template <typename A, typename B> bool operator()(const A& a, const B& b) const {
+    return std::lexicographical_compare(
+        a.begin(), a.end(), b.begin(), b.end(),
+        [](std::string_view x, std::string_view y) { return x < y; });
+  }
+};
+
+} // namespace
+
+template <typename Series>
+Series& Family<Series>::at(std::initializer_list<std::string_view> values) {
   // Per thread, per family: the series seen before, found without the family's lock.
-  thread_local std::unordered_map<uint64_t, std::map<std::vector<std::string>, Series*>> cache;
+  thread_local std::unordered_map<uint64_t, std::map<std::vector<std::string>, Series*, LabelsLess>>
+      cache;
   auto& mine = cache[m_id];
   if (const auto it = mine.find(values); it != mine.end()) {
     return *it->second;
   }
+  std::vector<std::string> key(values.begin(), values.end());
   std::lock_guard lock(m_mutex);
-  auto& slot = m_series[values];
+  auto& slot = m_series[key];
   if (!slot) {
     if constexpr (std::is_same_v<Series, Histogram>) {
       slot = std::make_unique<Histogram>(m_bounds);
@@ -54,7 +73,7 @@ template <typename Series> Series& Family<Series>::at(const std::vector<std::str
       slot = std::make_unique<Series>(0);
     }
   }
-  mine.emplace(values, slot.get());
+  mine.emplace(std::move(key), slot.get());
   return *slot;
 }
 

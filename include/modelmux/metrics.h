@@ -7,6 +7,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -63,8 +64,9 @@ public:
       : m_id(next_family_id()), m_name(std::move(name)), m_help(std::move(help)),
         m_label_names(std::move(label_names)), m_bounds(std::move(bounds)) {}
 
-  // The series for these label values (as many as label names), created on first use.
-  Series& at(const std::vector<std::string>& values);
+  // The series for these label values (as many as label names), created on first use. A
+  // series seen before on this thread is found with no lock and no allocation.
+  Series& at(std::initializer_list<std::string_view> values);
 
   const std::string& name() const { return m_name; }
   const std::string& help() const { return m_help; }
