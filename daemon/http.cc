@@ -69,6 +69,7 @@ void HttpHeaders::set(std::string_view name, std::string value) {
       return;
     }
   }
+  reserve_first();
   m_fields.emplace_back(std::string(name), std::move(value));
 }
 

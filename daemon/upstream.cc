@@ -25,19 +25,33 @@ std::string_view route_suffix(ApiRoute route) {
 
 } // namespace
 
+namespace {
+
+// Where the path of a base URL starts; npos when it has none.
+size_t path_start_of(std::string_view base_url) {
+  const size_t scheme_end = base_url.find("://");
+  return scheme_end == std::string_view::npos ? std::string_view::npos
+                                              : base_url.find('/', scheme_end + 3);
+}
+
+// The path of a base URL without its trailing slashes, as a view: every proxied request builds
+// its upstream path from it.
+std::string_view path_prefix_of(std::string_view base_url) {
+  const size_t path_start = path_start_of(base_url);
+  std::string_view path =
+      path_start == std::string_view::npos ? std::string_view() : base_url.substr(path_start);
+  while (!path.empty() && path.back() == '/') {
+    path.remove_suffix(1);
+  }
+  return path;
+}
+
+} // namespace
+
 UpstreamEndpoint parse_base_url(std::string_view base_url) {
   UpstreamEndpoint e;
-  const size_t scheme_end = base_url.find("://");
-  const size_t path_start = scheme_end == std::string_view::npos
-                                ? std::string_view::npos
-                                : base_url.find('/', scheme_end + 3);
-  e.origin = std::string(base_url.substr(0, path_start));
-  if (path_start != std::string_view::npos) {
-    e.path_prefix = std::string(base_url.substr(path_start));
-  }
-  while (!e.path_prefix.empty() && e.path_prefix.back() == '/') {
-    e.path_prefix.pop_back();
-  }
+  e.origin = std::string(base_url.substr(0, path_start_of(base_url)));
+  e.path_prefix = std::string(path_prefix_of(base_url));
   return e;
 }
 
@@ -72,20 +86,23 @@ UpstreamRequest build_upstream_request(const Target& target, ApiRoute route,
                                        bool stream, const ClientHeaders& client, size_t key_index) {
   UpstreamRequest r;
   const auto& ep = target.endpoint;
-  r.path = parse_base_url(ep.base_url).path_prefix;
+  const std::string_view suffix = route_suffix(route);
+  r.path.reserve(ep.base_url.size() + suffix.size() + 64);
+  r.path = path_prefix_of(ep.base_url);
   const std::string* key = key_index < ep.api_keys.size() ? &ep.api_keys[key_index].value : nullptr;
   switch (ep.type) {
   case TargetType::azure_openai:
     r.path += "/openai/deployments/";
     r.path += ep.deployment.empty() ? std::string(upstream_model) : ep.deployment;
-    r.path += route_suffix(route);
-    r.path += "?api-version=" + ep.api_version;
+    r.path += suffix;
+    r.path += "?api-version=";
+    r.path += ep.api_version;
     if (key != nullptr) {
       r.headers.add("api-key", *key);
     }
     break;
   case TargetType::anthropic:
-    r.path += route_suffix(route);
+    r.path += suffix;
     if (key != nullptr) {
       r.headers.add("x-api-key", *key);
     }
@@ -97,7 +114,7 @@ UpstreamRequest build_upstream_request(const Target& target, ApiRoute route,
     break;
   case TargetType::openai:
   case TargetType::mock:
-    r.path += route_suffix(route);
+    r.path += suffix;
     if (key != nullptr) {
       r.headers.add("Authorization", "Bearer " + *key);
     }

@@ -4,6 +4,7 @@
 #include "modelmux/json.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cinttypes>
 #include <ctime>
 #include <simdjson.h>
@@ -47,22 +48,47 @@ std::string usd_from_micros(int64_t micros) {
   return buf;
 }
 
+std::string_view format_rfc3339_utc(int64_t ts_ms, char (&out)[k_rfc3339_size]) {
+  using namespace std::chrono;
+  const sys_time<milliseconds> t{milliseconds(ts_ms)};
+  const auto day = floor<days>(t);
+  const year_month_day date{day};
+  const hh_mm_ss<milliseconds> time{t - day};
+  auto put = [&out](size_t at, int64_t value, int width) {
+    for (int i = width - 1; i >= 0; --i) {
+      out[at + static_cast<size_t>(i)] = static_cast<char>('0' + value % 10);
+      value /= 10;
+    }
+  };
+  put(0, static_cast<int>(date.year()), 4);
+  out[4] = '-';
+  put(5, static_cast<unsigned>(date.month()), 2);
+  out[7] = '-';
+  put(8, static_cast<unsigned>(date.day()), 2);
+  out[10] = 'T';
+  put(11, time.hours().count(), 2);
+  out[13] = ':';
+  put(14, time.minutes().count(), 2);
+  out[16] = ':';
+  put(17, time.seconds().count(), 2);
+  out[19] = '.';
+  put(20, time.subseconds().count(), 3);
+  out[23] = 'Z';
+  return std::string_view(out, k_rfc3339_size);
+}
+
 std::string rfc3339_utc(int64_t ts_ms) {
-  const std::time_t t = static_cast<std::time_t>(ts_ms / 1000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[40];
-  const size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  std::snprintf(buf + n, sizeof buf - n, ".%03dZ", static_cast<int>(ts_ms % 1000));
-  return buf;
+  char buf[k_rfc3339_size];
+  return std::string(format_rfc3339_utc(ts_ms, buf));
 }
 
 std::string to_json_line(const UsageRecord& r) {
+  char ts[k_rfc3339_size];
   std::string out;
   out.reserve(384);
   JsonWriter w(out);
   w.begin_object()
-      .field("ts", std::string_view(rfc3339_utc(r.ts_ms)))
+      .field("ts", format_rfc3339_utc(r.ts_ms, ts))
       .field("request_id", std::string_view(r.request_id))
       .field("route", std::string_view(r.route))
       .field("model", std::string_view(r.model))
@@ -281,7 +307,18 @@ void UsageTotals::add(const UsageRecord& r) {
 namespace modelmux {
 
 void UsageStats::add(const UsageRecord& r) {
-  m_days[rfc3339_utc(r.ts_ms).substr(0, 10)][r.model].add(r);
+  char ts[k_rfc3339_size];
+  const auto day = format_rfc3339_utc(r.ts_ms, ts).substr(0, 10);
+  auto days = m_days.find(day);
+  if (days == m_days.end()) {
+    days =
+        m_days.emplace(std::string(day), std::map<std::string, UsageTotals, std::less<>>()).first;
+  }
+  auto models = days->second.find(r.model);
+  if (models == days->second.end()) {
+    models = days->second.emplace(r.model, UsageTotals()).first;
+  }
+  models->second.add(r);
   m_all.add(r);
   m_latency_sum_ms += r.latency_ms;
   m_latencies.add(r.latency_ms);

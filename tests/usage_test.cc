@@ -52,6 +52,14 @@ TEST_CASE("cost is priced per token type and rounded to the micro-dollar once pe
   CHECK(cost_micros(Price{400000, 0, {}, {}}, one) == 0);  // 0.4 rounds down
 }
 
+TEST_CASE("timestamps are written as RFC 3339 UTC with milliseconds, leap days and all") {
+  CHECK(rfc3339_utc(0) == "1970-01-01T00:00:00.000Z");
+  CHECK(rfc3339_utc(951782400000) == "2000-02-29T00:00:00.000Z");
+  CHECK(rfc3339_utc(1709164800999) == "2024-02-29T00:00:00.999Z");
+  CHECK(rfc3339_utc(1796384147123) == "2026-12-04T11:35:47.123Z");
+  CHECK(rfc3339_utc(253402300799999) == "9999-12-31T23:59:59.999Z");
+}
+
 TEST_CASE("a usage record survives its JSON line exactly, money included") {
   auto r = record("req-1", "custom:local", 1200, 300, 1234567);
   r.cached_tokens = 1000;

@@ -16,6 +16,7 @@ public:
   using Field = std::pair<std::string, std::string>;
 
   void add(std::string name, std::string value) {
+    reserve_first();
     m_fields.emplace_back(std::move(name), std::move(value));
   }
   // Replaces the first field of that name, or adds one.
@@ -29,6 +30,13 @@ public:
   auto end() const { return m_fields.end(); }
 
 private:
+  // Room for a typical message's headers at once, rather than growing by doubling from one.
+  void reserve_first() {
+    if (m_fields.capacity() == 0) {
+      m_fields.reserve(8);
+    }
+  }
+
   std::vector<Field> m_fields;
 };
 

@@ -72,6 +72,11 @@ std::optional<UsageRecord> parse_usage_line(std::string_view line);
 
 // "2026-11-21T15:04:05.123Z"
 std::string rfc3339_utc(int64_t ts_ms);
+// The same, written to out ("2026-12-04T08:15:47.123Z", k_rfc3339_size bytes), with no
+// allocation and no lock (gmtime_r takes glibc's time zone lock): the usage path formats one or
+// two per request.
+inline constexpr size_t k_rfc3339_size = 24;
+std::string_view format_rfc3339_utc(int64_t ts_ms, char (&out)[k_rfc3339_size]);
 
 // Sums of records, for one key (a target, a model, everything).
 struct UsageTotals {
@@ -133,7 +138,8 @@ public:
   static constexpr size_t k_latency_window = 100000;
 
 private:
-  std::map<std::string, std::map<std::string, UsageTotals>> m_days; // "YYYY-MM-DD" -> model
+  // "YYYY-MM-DD" -> model; found by views, so a day or model seen before makes no string
+  std::map<std::string, std::map<std::string, UsageTotals, std::less<>>, std::less<>> m_days;
   UsageTotals m_all;
   RecentValues m_latencies{k_latency_window}; // ms
   double m_latency_sum_ms = 0;
