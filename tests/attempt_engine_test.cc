@@ -201,7 +201,7 @@ TEST_CASE("no attempt starts once the request's deadline has passed, and none ou
         Lines{"open #0 a key 0", "cancel #0", "record a connect_error counted: refused", "fail"});
 }
 
-TEST_CASE("a hedge races the next target once the first is slow; the first to answer wins") {
+TEST_CASE("a hedge races the next target once the first is slow, the first to answer wins") {
   const std::vector<AttemptStep> steps{step("slow"), step("fast"), step("spare")};
   AttemptEngine e(steps, options(false, 50ms));
   e.start(t0);
@@ -285,7 +285,7 @@ TEST_CASE("a draining daemon starts no hedge but still falls back") {
         Lines{"cancel #0", "record slow reset counted: reset", "open #1 next key 0"});
 }
 
-TEST_CASE("a transport that served the attempt itself ends the request; one that did not goes on") {
+TEST_CASE("a transport that served the attempt itself ends the request, one that did not goes on") {
   const std::vector<AttemptStep> steps{step("mock-a"), step("mock-b")};
   AttemptEngine e(steps, options());
   e.start(t0);

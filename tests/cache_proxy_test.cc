@@ -99,7 +99,7 @@ TEST_CASE("a stored whole answer replays as a complete stream, and a stored stre
   CHECK(upstream.request_count() == 1);
 }
 
-TEST_CASE("x-modelmux-cache: bypass skips the cache; with when: header only use opts in") {
+TEST_CASE("x-modelmux-cache: bypass skips the cache, with when: header only use opts in") {
   FakeUpstream upstream(good_handler());
   SUBCASE("bypass") {
     TestDaemon d(fill(k_priced_cache, {{"url", upstream.base_url()}, {"when", "always"}}));

@@ -79,7 +79,7 @@ TEST_CASE("the cache key depends on the route, the target chain and the request,
                          canonical(R"({"model":"m","messages":[1]})")));
 }
 
-TEST_CASE("deterministic caching takes temperature 0 or a seed; the header opts in and out") {
+TEST_CASE("deterministic caching takes temperature 0 or a seed, the header opts in and out") {
   const auto when = CacheWhen::deterministic;
   CHECK(use_of(when, "", R"({"temperature":0})") == CacheUse::use);
   CHECK(use_of(when, "", R"({"temperature":0.0})") == CacheUse::use);

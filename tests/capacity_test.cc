@@ -283,7 +283,7 @@ custom_models:
   CHECK(route.error().message.find("custom:small") != std::string::npos);
 }
 
-TEST_CASE("capabilities and slot limits load from the config; a custom model inherits its "
+TEST_CASE("capabilities and slot limits load from the config, a custom model inherits its "
           "provider's unless it sets its own") {
   const auto s = testing::load_test_snapshot(R"(
 providers:

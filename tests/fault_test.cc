@@ -92,7 +92,7 @@ TEST_CASE("an upstream 529 (overloaded) falls back like any 5xx") {
   expect_fallback_and_alone(d, 502, "http_5xx");
 }
 
-TEST_CASE("a malformed first event falls back; a malformed later event ends with an error") {
+TEST_CASE("a malformed first event falls back, a malformed later event ends with an error") {
   Latch client_has_first;
   FakeUpstream malformed([&](const httplib::Request& req, httplib::Response& res) {
     if (req.body.find("later") == std::string::npos) {
@@ -181,7 +181,7 @@ routing:
 
 } // namespace
 
-TEST_CASE("hedging races a target with no first byte; the faster wins, the slower is cancelled") {
+TEST_CASE("hedging races a target with no first byte, the faster wins, the slower is cancelled") {
   Latch release;
   Latch saw_close;
   FakeUpstream slow([&](const httplib::Request& req, httplib::Response& res) {

@@ -89,7 +89,7 @@ TEST_CASE("every stream failure counts: idle, malformed, truncated") {
   }
 }
 
-TEST_CASE("failed probes make a target unhealthy; passing ones bring it back") {
+TEST_CASE("failed probes make a target unhealthy, passing ones bring it back") {
   TargetHealth h(config(), 0);
   CHECK_FALSE(h.record_probe(false, "connection refused", t0));
   CHECK_FALSE(h.record_probe(false, "connection refused", t0 + 30s));
@@ -112,7 +112,7 @@ TEST_CASE("a passing probe ends an ejection early") {
   CHECK(h.usable(t0 + 2s));
 }
 
-TEST_CASE("a 429 cools one key; the next key serves; all keys cooling makes the target wait") {
+TEST_CASE("a 429 cools one key, the next key serves, all keys cooling makes the target wait") {
   TargetHealth h(config(), 2);
   CHECK(h.key_for(t0) == 0u);
   h.cool_key(0, t0 + 20s);

@@ -154,7 +154,7 @@ TEST_CASE(
   }
 }
 
-TEST_CASE("real streams add up to whole answers; a cut or failed stream adds up to nothing") {
+TEST_CASE("real streams add up to whole answers, a cut or failed stream adds up to nothing") {
   const auto openai = answer_of_stream(Protocol::openai,
                                        testdata("stream_openai_passthrough_usage_kept/input.sse"));
   REQUIRE(openai);

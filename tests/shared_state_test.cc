@@ -82,7 +82,7 @@ TEST_CASE("shared spend of a past month is still sent after the month turns, the
   }
 }
 
-TEST_CASE("redis URLs: host, port and database; credentials and other schemes refused") {
+TEST_CASE("redis URLs: host, port and database, credentials and other schemes refused") {
   const auto plain = parse_redis_url("redis://10.0.0.5:6380/2");
   REQUIRE(plain);
   CHECK(plain->host == "10.0.0.5");
@@ -136,7 +136,7 @@ redis: {url: "redis://:redis-secret-7781@127.0.0.1:6379/0"}
   }
 }
 
-TEST_CASE("a cooldown message names the key by fingerprint and reads back; junk does not") {
+TEST_CASE("a cooldown message names the key by fingerprint and reads back, junk does not") {
   const SharedCooldown c{"openai", "gpt-4o", key_fingerprint("sk-live-abc"), 1'796'342'460'000};
   const auto message = encode_cooldown(c);
   CHECK(message.find("sk-live-abc") == std::string::npos);
@@ -152,7 +152,7 @@ TEST_CASE("a cooldown message names the key by fingerprint and reads back; junk 
   CHECK_FALSE(decode_cooldown("openai\tm\t0123456789abcdef\t-5"));
 }
 
-TEST_CASE("a cached answer written for a shared store reads back whole; anything else does not") {
+TEST_CASE("a cached answer written for a shared store reads back whole, anything else does not") {
   CachedAnswer a;
   a.target = "custom:local";
   a.body = "{\"id\":\"c\",\n\"choices\":[]}";

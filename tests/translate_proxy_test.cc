@@ -186,7 +186,7 @@ TEST_CASE("an OpenAI stream always asks upstream for usage and drops what the cl
   }
 }
 
-TEST_CASE("an upstream error event before the first byte falls back; the client sees one answer") {
+TEST_CASE("an upstream error event before the first byte falls back, the client sees one answer") {
   FakeUpstream anthropic([](const httplib::Request&, httplib::Response& res) {
     serve_sliced(res, "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":"
                       "\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n");
