@@ -32,13 +32,17 @@ struct Loop {
   ~Loop() { deadlines.stop(); }
 };
 
-// Starts a read on pair.near that records how it ended.
-void read_into(Pair& pair, char* byte, boost::system::error_code& result, bool& done) {
+// Reads a byte on pair.near, running the loop until the read has ended; result says how.
+void read_to_end(Loop& loop, Pair& pair, char* byte, boost::system::error_code& result) {
+  bool done = false;
   pair.near.async_read_some(asio::buffer(byte, 1),
                             [&result, &done](const boost::system::error_code& ec, size_t) {
                               result = ec;
                               done = true;
                             });
+  while (!done) {
+    loop.io.run_one();
+  }
 }
 
 } // namespace
@@ -49,13 +53,9 @@ TEST_CASE("a read whose deadline passes ends aborted and its deadline says it ex
   Deadline deadline(loop.deadlines);
   char byte = 0;
   boost::system::error_code ec;
-  bool done = false;
   const auto started = Deadline::Clock::now();
   deadline.arm(pair.near, started + 20ms);
-  read_into(pair, &byte, ec, done);
-  while (!done) {
-    loop.io.run_one();
-  }
+  read_to_end(loop, pair, &byte, ec);
   CHECK(ec == asio::error::operation_aborted);
   CHECK(deadline.expired());
   CHECK_FALSE(pair.near.is_open());
@@ -73,11 +73,7 @@ TEST_CASE("a deadline earlier than every other fires first and the later ones ke
   soon.arm(soon_pair.near, Deadline::Clock::now() + 20ms); // moves the worker's wake earlier
   char byte = 0;
   boost::system::error_code ec;
-  bool done = false;
-  read_into(soon_pair, &byte, ec, done);
-  while (!done) {
-    loop.io.run_one();
-  }
+  read_to_end(loop, soon_pair, &byte, ec);
   CHECK(soon.expired());
   CHECK_FALSE(late.expired());
   CHECK(late_pair.near.is_open());
@@ -96,11 +92,7 @@ TEST_CASE("a disarmed deadline never closes its socket, and a re-armed one count
   timed.arm(timed_pair.near, Deadline::Clock::now() + 40ms);
   char byte = 0;
   boost::system::error_code ec;
-  bool done = false;
-  read_into(timed_pair, &byte, ec, done);
-  while (!done) {
-    loop.io.run_one();
-  }
+  read_to_end(loop, timed_pair, &byte, ec);
   CHECK(timed.expired());
   CHECK_FALSE(kept.expired());
   CHECK(kept_pair.near.is_open());
@@ -114,11 +106,7 @@ TEST_CASE("a read that ends in time is not cut off by the deadline it was armed 
   asio::write(pair.far, asio::buffer("x", 1));
   char byte = 0;
   boost::system::error_code ec;
-  bool done = false;
-  read_into(pair, &byte, ec, done);
-  while (!done) {
-    loop.io.run_one();
-  }
+  read_to_end(loop, pair, &byte, ec);
   deadline.disarm();
   CHECK_FALSE(ec);
   CHECK(byte == 'x');
@@ -126,11 +114,7 @@ TEST_CASE("a read that ends in time is not cut off by the deadline it was armed 
   Pair witness(loop.io, loop.acceptor);
   Deadline after(loop.deadlines);
   after.arm(witness.near, Deadline::Clock::now() + 80ms);
-  bool witness_done = false;
-  read_into(witness, &byte, ec, witness_done);
-  while (!witness_done) {
-    loop.io.run_one();
-  }
+  read_to_end(loop, witness, &byte, ec);
   CHECK(after.expired());
   CHECK_FALSE(deadline.expired());
   CHECK(pair.near.is_open());
