@@ -91,6 +91,14 @@ void GatewayMetrics::request_finished(ApiRoute route) {
   m_inflight[index(route)].fetch_sub(1, std::memory_order_relaxed);
 }
 
+int64_t GatewayMetrics::inflight() const {
+  int64_t n = 0;
+  for (const auto& route : m_inflight) {
+    n += route.load(std::memory_order_relaxed);
+  }
+  return n;
+}
+
 void GatewayMetrics::overhead(ApiRoute route, double seconds) {
   m_overhead[index(route)]->observe(std::max(0.0, seconds));
 }

@@ -108,8 +108,18 @@ printf 'modelmux-answer-1\ncustom:local\n278 210 34 10 0 1\n{"id":"c","choices":
   >"$build/corpus/shared_values/answer"
 printf 'openai\tgpt-4o\t0123456789abcdef\t1796342460000' >"$build/corpus/shared_values/cooldown"
 
+# Request heads, the cut at byte 0x20 of each: the framing classes of tests/framing_test.cc.
+mkdir -p "$build/corpus/request_head"
+printf ' POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}' \
+  >"$build/corpus/request_head/content_length"
+printf ' POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n' \
+  >"$build/corpus/request_head/chunked"
+printf ' POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\nHost: a\r\nHost: b\r\n\r\n' \
+  >"$build/corpus/request_head/smuggle"
+printf ' GET http://h/x HTTP/1.1\nHost: x\r\nX: a\r\n b\r\n\r\n' >"$build/corpus/request_head/lines"
+
 targets=(request_body sse translate_request translate_response translate_stream config metrics_labels
-  responses_request responses_stream probe_answers cache_replay shared_values)
+  responses_request responses_stream probe_answers cache_replay shared_values request_head)
 mkdir -p "$build/logs" "$build/findings"
 run_one() {
   local t=$1

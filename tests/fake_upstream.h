@@ -222,7 +222,10 @@ public:
     const auto port = m_server->bind("127.0.0.1", 0);
     REQUIRE(port);
     m_port = port.value();
-    m_thread = std::thread([this] { m_server->serve(); });
+    m_thread = std::thread([this] {
+      m_server->serve();
+      m_served.open();
+    });
     while (!m_server->is_running()) {
       std::this_thread::yield();
     }
@@ -239,6 +242,8 @@ public:
     return c;
   }
   int port() const { return m_port; }
+  // Waits for serve() to return (after a drain, or stop()): true when it did within cap.
+  bool wait_served(std::chrono::milliseconds cap) { return m_served.wait(cap); }
   App& app() { return *m_app; }
   Server& server() { return *m_server; }
   std::vector<std::string> log_lines() {
@@ -279,6 +284,7 @@ private:
   std::unique_ptr<App> m_app;
   std::unique_ptr<Server> m_server;
   int m_port = 0;
+  Latch m_served;
   std::thread m_thread;
 };
 

@@ -20,6 +20,27 @@ void Deadline::arm(boost::asio::ip::tcp::socket& socket, Clock::time_point at) {
   m_deadlines.armed(*this);
 }
 
+void Deadline::disarm() {
+  if (is_linked()) {
+    unlink();
+    m_deadlines.release_if_idle();
+  }
+}
+
+void Deadlines::release_when_idle() {
+  m_release_when_idle = true;
+  release_if_idle();
+}
+
+void Deadlines::release_if_idle() {
+  if (m_release_when_idle && m_armed.empty() && waiting()) {
+    m_wake = Clock::time_point::max();
+    if (m_timer) {
+      m_timer->cancel(); // its handler sees the wake changed, and returns
+    }
+  }
+}
+
 void Deadlines::armed(Deadline& deadline) {
   if (deadline.m_at < m_wake) {
     wake_at(deadline.m_at);

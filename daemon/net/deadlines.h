@@ -29,11 +29,12 @@ public:
   explicit Deadline(Deadlines& deadlines) : m_deadlines(deadlines) {}
   Deadline(const Deadline&) = delete;
   Deadline& operator=(const Deadline&) = delete;
+  ~Deadline() { disarm(); }
 
   // Closes socket at `at` unless disarmed first. The socket is named each time: a connection's
   // socket moves into its TLS stream after the connect.
   void arm(boost::asio::ip::tcp::socket& socket, Clock::time_point at);
-  void disarm() { unlink(); }
+  void disarm();
   // Whether a deadline passed and closed the socket: a failed operation then timed out.
   bool expired() const { return m_expired; }
 
@@ -62,7 +63,14 @@ public:
     m_armed.clear();
   }
 
+  // A drain is on: from now on the timer waits only while a deadline is armed. Its wait is
+  // the one thing a loop would otherwise keep after its last socket closed — a wake set for a
+  // keep-alive or write deadline that was disarmed long ago — and would hold run() until then.
+  void release_when_idle();
+
   size_t armed() const { return m_armed.size(); }
+  // Whether the timer has a wait pending: a loop with none and no socket has nothing to run.
+  bool waiting() const { return m_wake != Clock::time_point::max(); }
 
 private:
   friend class Deadline;
@@ -71,10 +79,13 @@ private:
   void armed(Deadline& deadline);
   void wake_at(Clock::time_point at);
   void on_timer();
+  // Nothing is armed and a drain is on: the pending wait, if any, goes.
+  void release_if_idle();
 
   std::optional<boost::asio::steady_timer> m_timer;
   List m_armed;
   Clock::time_point m_wake = Clock::time_point::max();
+  bool m_release_when_idle = false;
 };
 
 } // namespace modelmux::net

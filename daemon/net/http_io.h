@@ -23,14 +23,23 @@ namespace modelmux::net {
 // Feeds parser from buffer, reading from stream only when the parser needs more bytes, until
 // done(parser) holds or the parser fails. Ends of stream are Beast's: one after some bytes of a
 // message completes it if it may end there, one before any is http::error::end_of_stream.
-template <class Stream, bool isRequest, class Done>
+// Before each wait for more bytes, and before the parser is given bytes of a head,
+// check(parser, pending) may end the read with an error: bytes that can never complete what the
+// parser waits for are refused now, not at the deadline, and a head's lines may be judged by
+// rules stricter than the parser's.
+template <class Stream, bool isRequest, class Done, class Check>
 boost::asio::awaitable<boost::system::error_code>
 read_until(Stream& stream, boost::beast::flat_buffer& buffer,
-           boost::beast::http::basic_parser<isRequest>& parser, Done done) {
+           boost::beast::http::basic_parser<isRequest>& parser, Done done, Check check) {
   namespace http = boost::beast::http;
   boost::system::error_code ec;
   while (!done(parser)) {
     if (buffer.size() > 0) {
+      if (!parser.is_header_done()) {
+        if (const auto refused = check(parser, buffer)) {
+          co_return refused;
+        }
+      }
       const size_t used = parser.put(buffer.data(), ec);
       buffer.consume(used);
       if (ec && ec != http::error::need_more) {
@@ -41,6 +50,9 @@ read_until(Stream& stream, boost::beast::flat_buffer& buffer,
       if (progressed || done(parser)) {
         continue;
       }
+    }
+    if (const auto refused = check(parser, buffer)) {
+      co_return refused;
     }
     const size_t room = boost::beast::read_size(buffer, 65536);
     if (room == 0) {
@@ -61,6 +73,14 @@ read_until(Stream& stream, boost::beast::flat_buffer& buffer,
     }
   }
   co_return ec;
+}
+
+template <class Stream, bool isRequest, class Done>
+boost::asio::awaitable<boost::system::error_code>
+read_until(Stream& stream, boost::beast::flat_buffer& buffer,
+           boost::beast::http::basic_parser<isRequest>& parser, Done done) {
+  return read_until(stream, buffer, parser, std::move(done),
+                    [](const auto&, const auto&) { return boost::system::error_code(); });
 }
 
 // Writes buffers whole: at once if the socket takes them all, else the rest as the socket drains.

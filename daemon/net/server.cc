@@ -3,6 +3,7 @@
 // answering modelmux's own routes at once and proxied ones through the proxy coroutine.
 #include "modelmux/server.h"
 
+#include "modelmux/framing.h"
 #include "modelmux/routes.h"
 #include "net/client_reply.h"
 #include "net/http_io.h"
@@ -93,6 +94,16 @@ private:
   Task<bool> read_request(http::request_parser<http::string_body>& parser, HttpResponse& refusal);
   Task<void> handle(HttpRequest& request);
   void write_head(const HttpResponse& response, bool chunked, size_t content_length);
+  void drop_empty_lines() {
+    const auto* bytes = static_cast<const char*>(m_buffer.data().data());
+    size_t n = 0;
+    while (n < m_buffer.size() &&
+           (bytes[n] == '\n' ||
+            (bytes[n] == '\r' && n + 1 < m_buffer.size() && bytes[n + 1] == '\n'))) {
+      n += bytes[n] == '\r' ? 2 : 1;
+    }
+    m_buffer.consume(n);
+  }
   void expires_after(std::chrono::steady_clock::duration within) {
     m_deadline.arm(m_socket, std::chrono::steady_clock::now() + within);
   }
@@ -126,6 +137,55 @@ std::string_view reason_of(int status) {
 void refuse(HttpResponse& res, int status, Protocol protocol, ErrorKind kind, std::string message) {
   set_error(res, protocol, make_error(kind, std::move(message)));
   res.status = status;
+}
+
+std::string_view view(beast::string_view s) {
+  return std::string_view(s.data(), s.size());
+}
+
+// RFC 9112's framing rules over a parsed head (SPEC §6); nullopt when it may be served.
+std::optional<FramingRefusal>
+framing_refusal(const http::request_parser<http::string_body>::value_type& head) {
+  RequestFraming framing;
+  for (const auto& field : head) {
+    framing.field(view(field.name_string()), view(field.value()));
+  }
+  return framing.verdict(head.version());
+}
+
+// A head's lines are judged before Beast parses them (it would join an obs-fold and wait for
+// a CR after a bare LF); a read that waits for the rest of a chunk-size line or trailer is
+// refused at once when what it holds has a bare LF: it would never end.
+boost::system::error_code refuse_faulty_lines(const http::basic_parser<true>& parser,
+                                              const beast::flat_buffer& pending) {
+  const std::string_view bytes(static_cast<const char*>(pending.data().data()), pending.size());
+  if (!parser.is_header_done()) {
+    switch (head_line_fault(bytes)) {
+    case HeadLineFault::none:
+      return {};
+    case HeadLineFault::bare_lf:
+      return http::error::bad_line_ending;
+    case HeadLineFault::obs_fold:
+      return http::error::bad_value;
+    }
+  }
+  if (parser.chunked() && holds_bare_lf(bytes)) {
+    return http::error::bad_chunk;
+  }
+  return {};
+}
+
+// The path of a request target in origin form ("/v1/models?x") or absolute form
+// ("http://host:port/v1/models?x", which a server must accept: RFC 9112 §3.2.2).
+std::string_view path_of(std::string_view target) {
+  if (!target.starts_with('/')) {
+    const size_t scheme = target.find("://");
+    if (scheme != std::string_view::npos) {
+      const size_t path = target.find('/', scheme + 3);
+      target = path == std::string_view::npos ? std::string_view("/") : target.substr(path);
+    }
+  }
+  return target;
 }
 
 } // namespace
@@ -219,9 +279,14 @@ Task<bool> Connection::read_request(http::request_parser<http::string_body>& par
   parser.header_limit(k_header_limit);
   parser.body_limit(static_cast<uint64_t>(server.max_body_size));
   expires_after(server.read_timeout);
-  auto ec = co_await read_until(m_socket, m_buffer, parser,
-                                [](const auto& p) { return p.is_header_done(); });
+  auto ec = co_await read_until(
+      m_socket, m_buffer, parser, [](const auto& p) { return p.is_header_done(); },
+      refuse_faulty_lines);
+  std::optional<FramingRefusal> framing;
   if (!ec) {
+    framing = framing_refusal(parser.get());
+  }
+  if (!ec && !framing) {
     const auto& head = parser.get();
     const auto expect = head[http::field::expect];
     if (!expect.empty() &&
@@ -230,17 +295,20 @@ Task<bool> Connection::read_request(http::request_parser<http::string_body>& par
       ec = co_await write_all(m_socket, asio::buffer("HTTP/1.1 100 Continue\r\n\r\n", 25));
     }
   }
-  if (!ec) {
-    ec = co_await read_until(m_socket, m_buffer, parser, [](const auto& p) { return p.is_done(); });
+  if (!ec && !framing) {
+    ec = co_await read_until(
+        m_socket, m_buffer, parser, [](const auto& p) { return p.is_done(); }, refuse_faulty_lines);
   }
   m_deadline.disarm();
-  if (!ec) {
+  if (!ec && !framing) {
     co_return true;
   }
   // The request line is known once parsed, even when a later header failed.
-  const Protocol protocol = protocol_for_path(
-      std::string_view(parser.get().target().data(), parser.get().target().size()));
-  if (ec == http::error::body_limit) {
+  const Protocol protocol = protocol_for_path(path_of(view(parser.get().target())));
+  if (framing) {
+    refuse(refusal, framing->status, protocol, ErrorKind::invalid_request,
+           "malformed HTTP request (" + std::string(framing->message) + ")");
+  } else if (ec == http::error::body_limit) {
     refuse(refusal, 413, protocol, ErrorKind::too_large,
            "the request body is larger than server.max_body_size");
   } else if (ec == http::error::header_limit) {
@@ -303,7 +371,7 @@ namespace {
 HttpRequest to_request(http::request<http::string_body>& message) {
   HttpRequest request;
   request.method = std::string(message.method_string());
-  const std::string_view target(message.target().data(), message.target().size());
+  const std::string_view target = path_of(view(message.target()));
   const size_t q = target.find('?');
   request.path = std::string(target.substr(0, q));
   if (q != std::string_view::npos) {
@@ -334,6 +402,12 @@ Task<void> Connection::run() {
         break;
       }
       m_buffer.commit(n);
+    }
+    // Empty lines before a request line are ignored (RFC 9112 §2.2): a client may end a body
+    // with an extra CRLF.
+    drop_empty_lines();
+    if (m_buffer.size() == 0) {
+      continue;
     }
     m_busy = true;
     // The parser (and its copy of the headers) lives only while the request is read: a stream
@@ -533,6 +607,11 @@ void Server::drain() {
       for (auto* c : open) {
         c->close_if_idle();
       }
+      // What the loop keeps that guards no request goes too, so run() returns as soon as
+      // the last connection has ended: the idle upstream connections, and the deadline
+      // timer's wait once no socket has a deadline.
+      worker->pools.close();
+      worker->deadlines.release_when_idle();
     });
   }
 }

@@ -37,6 +37,8 @@ public:
   void attempt(const std::string& target, Outcome outcome);
   void request_started(ApiRoute route);
   void request_finished(ApiRoute route);
+  // Requests in flight on every route: what a drain waits for.
+  int64_t inflight() const;
   void overhead(ApiRoute route, double seconds);
   // A wait in a target's queue for a slot, granted or not.
   void queue_wait(const std::string& target, double seconds);
