@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Builds modelmux three times — warnings as errors, with AddressSanitizer and
 # UndefinedBehaviorSanitizer, and with ThreadSanitizer — and runs every test (unit, loopback
-# integration, CLI, the official SDK compatibility tests, the status page in a browser) in each
-# build. Then runs each fuzz target for FUZZ_SECONDS (default 60; 0 skips them).
+# integration, CLI, the official SDK compatibility tests, the status page in a browser, the
+# framing test against nginx) in each build, and a chaos soak of CHAOS_MINUTES (default 2; 0
+# skips it) on the release build. Then runs each fuzz target for FUZZ_SECONDS (default 60; 0
+# skips them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
@@ -17,6 +19,10 @@ run_build() {
 
 echo "== release build (RelWithDebInfo, -Werror)"
 run_build build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+if [ "${CHAOS_MINUTES:-2}" != 0 ]; then
+  echo "== chaos soak on the release build, ${CHAOS_MINUTES:-2} minutes (bench/chaos.sh)"
+  bench/chaos.sh --build build --minutes "${CHAOS_MINUTES:-2}" --out build/chaos.md
+fi
 echo "== sanitizer build (ASan + UBSan)"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   run_build build-asan -DCMAKE_BUILD_TYPE=Debug -DMODELMUX_SANITIZE=ON

@@ -24,8 +24,9 @@ constexpr auto k_use = asio::as_tuple(asio::use_awaitable);
 // A relayed slice: big enough for any SSE event an upstream sends at once, small enough that a
 // worker holding thousands of streams stays within its memory budget.
 constexpr size_t k_chunk_size = 4 * 1024;
-// Idle connections kept per origin and worker, and how long one may sit unused (upstream
-// servers close theirs after 5 s to a few minutes; reusing one they closed costs a retry).
+// Idle connections kept per origin and worker, and how long one may sit unused before it is
+// closed (upstream servers close theirs after 5 s to a few minutes; reusing one they closed
+// costs a retry).
 constexpr size_t k_max_idle_per_origin = 256;
 constexpr auto k_max_idle_age = std::chrono::seconds(4);
 constexpr size_t k_header_limit = 64 * 1024;
@@ -101,10 +102,12 @@ std::unique_ptr<UpstreamConnection> UpstreamPools::take_idle(const Origin& origi
   }
   auto& idle = it->second;
   const auto now = Clock::now();
+  drop_aged(idle, now);
   while (!idle.empty()) {
     auto c = std::move(idle.back());
     idle.pop_back();
     if (now - c->idle_since < k_max_idle_age && c->socket().is_open()) {
+      c->deadline.disarm();
       return c;
     }
   }
@@ -113,12 +116,26 @@ std::unique_ptr<UpstreamConnection> UpstreamPools::take_idle(const Origin& origi
 
 void UpstreamPools::put_idle(const Origin& origin, std::unique_ptr<UpstreamConnection> connection) {
   auto& idle = m_idle[origin.key];
+  const auto now = Clock::now();
+  drop_aged(idle, now);
   if (m_closed || idle.size() >= k_max_idle_per_origin) {
     return; // closed as it goes
   }
-  connection->idle_since = Clock::now();
-  connection->deadline.disarm();
+  connection->idle_since = now;
+  // Past its age the worker's timer closes it, so a burst's connections do not hold
+  // descriptors (and the upstream's sockets) long after the burst.
+  connection->expires_at(now + k_max_idle_age);
   idle.push_back(std::move(connection));
+}
+
+void UpstreamPools::drop_aged(std::vector<std::unique_ptr<UpstreamConnection>>& idle,
+                              Clock::time_point now) {
+  // Oldest first: the aged ones, closed by their deadline or about to be, are a prefix.
+  auto aged = idle.begin();
+  while (aged != idle.end() && now - (*aged)->idle_since >= k_max_idle_age) {
+    ++aged;
+  }
+  idle.erase(idle.begin(), aged);
 }
 
 void UpstreamPools::close() {

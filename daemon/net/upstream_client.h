@@ -82,6 +82,7 @@ public:
   asio::ssl::context& tls() { return m_tls.get(); }
   // A kept-alive connection to origin, or null.
   std::unique_ptr<UpstreamConnection> take_idle(const Origin& origin);
+  // Keeps a connection read to its end for reuse, for at most k_max_idle_age.
   void put_idle(const Origin& origin, std::unique_ptr<UpstreamConnection> connection);
   // Closes the idle connections and keeps none from now on (the worker is going away).
   void close();
@@ -90,6 +91,9 @@ public:
                                                      boost::system::error_code& ec);
 
 private:
+  static void drop_aged(std::vector<std::unique_ptr<UpstreamConnection>>& idle,
+                        Clock::time_point now);
+
   struct Resolved {
     std::vector<asio::ip::tcp::endpoint> endpoints;
     Clock::time_point until;
