@@ -9,6 +9,7 @@
 
 #include <arpa/inet.h>
 #include <atomic>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <netinet/in.h>
@@ -531,6 +532,39 @@ TEST_CASE("headers without the body they announce are a failed attempt") {
   FakeUpstream good(good_handler());
   TestDaemon d(chain(cut.base_url(), good));
   expect_failed_attempt(d, "custom:alone reset");
+}
+
+// An idle keep-alive connection to an upstream is reused for 4 s, then closed by the worker's
+// timer: a burst's connections do not hold descriptors, nor the upstream's sockets, after it.
+TEST_CASE("an upstream connection left idle is closed after 4 s") {
+  Latch closed;
+  std::atomic<int64_t> idle_ms{0};
+  RawUpstream keep_alive([&](int c) {
+    if (!read_request(c)) {
+      return;
+    }
+    send_all(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
+                    std::to_string(std::strlen(k_chat_completion)) + "\r\n\r\n" +
+                    k_chat_completion);
+    const auto answered = std::chrono::steady_clock::now();
+    char byte;
+    if (::recv(c, &byte, 1, 0) == 0) { // modelmux closed the idle connection
+      idle_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::steady_clock::now() - answered)
+                    .count();
+      closed.open();
+    }
+  });
+  TestDaemon d(fill("custom_models:\n  - {id: kept, endpoint: \"{url}\", model: m, probe: none}\n",
+                    {{"url", keep_alive.base_url()}}));
+  const auto r =
+      d.client().Post("/v1/chat/completions", chat_body("custom:kept"), "application/json");
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  REQUIRE(closed.wait(std::chrono::seconds(10)));
+  MESSAGE("closed after " << idle_ms.load() << " ms idle");
+  CHECK(idle_ms.load() >= 3900);
+  CHECK(idle_ms.load() < 6000);
 }
 
 TEST_CASE("an upstream certificate nobody trusts is refused unless the target opts out") {
