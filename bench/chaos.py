@@ -675,6 +675,8 @@ def main():
     if len(sys.argv) == 3 and sys.argv[1] == "--upstream":
         upstream_main(int(sys.argv[2]))
         return 0
+    # A SIGTERM (a CI time limit, a kill by hand) still ends every process this started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     parser = argparse.ArgumentParser()
     parser.add_argument("build")
     parser.add_argument("--minutes", type=float, default=60)
