@@ -385,6 +385,16 @@ def requests_by_route(metrics_text):
     return counts
 
 
+def answered_by_path(results):
+    """Answered requests counted by the route path /metrics labels them with."""
+    counts = {}
+    for r in results:
+        if r["status"] is not None:
+            path = METRIC_ROUTES[r["route"]]
+            counts[path] = counts.get(path, 0) + 1
+    return counts
+
+
 async def fetch_text(url):
     async with aiohttp.ClientSession() as s:
         async with s.get(url) as r:
@@ -500,11 +510,7 @@ async def main_async(args):
     await asyncio.sleep(5)
     idle_fds = open_fds(daemon.pid)
     warm_ids = set(load.results)
-    before = {}
-    for r in load.results.values():
-        if r["status"] is not None:
-            path = METRIC_ROUTES[r["route"]]
-            before[path] = before.get(path, 0) + 1
+    before = answered_by_path(load.results.values())
 
     seconds = args.minutes * 60
     rss = []
@@ -534,15 +540,11 @@ async def main_async(args):
         fds_after = open_fds(daemon.pid)
     # Metrics count a request when the usage writer takes its record (within about a second of
     # the answer): wait for them to settle.
-    answered_by_path = {}
-    for r in load.results.values():
-        if r["status"] is not None:
-            path = METRIC_ROUTES[r["route"]]
-            answered_by_path[path] = answered_by_path.get(path, 0) + 1
+    expected = answered_by_path(load.results.values())
     deadline = time.monotonic() + 10
     while True:
         after = requests_by_route(await fetch_text(base + "/metrics"))
-        if all(after.get(p, 0) >= n for p, n in answered_by_path.items()) or \
+        if all(after.get(p, 0) >= n for p, n in expected.items()) or \
                 time.monotonic() > deadline:
             break
         await asyncio.sleep(0.2)

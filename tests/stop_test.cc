@@ -17,13 +17,15 @@ namespace {
 // SIGTERM with nothing in flight exits within this (issue: "a prompt stop").
 constexpr auto k_prompt = 100ms;
 
-// Drains the daemon and returns how long serve() took to return (cap: 10 s, a hung drain).
-std::chrono::milliseconds time_to_stop(TestDaemon& d) {
+// Drains the daemon and checks that serve() returns within k_prompt (cap: 10 s, a hung drain).
+void expect_prompt_stop(TestDaemon& d) {
   const auto started = std::chrono::steady_clock::now();
   d.server().drain();
   REQUIRE(d.wait_served(10s));
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
-                                                               started);
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - started);
+  MESSAGE("stopped in " << took.count() << " ms");
+  CHECK(took < k_prompt);
 }
 
 std::string post(const std::string& path, const std::string& body, bool close = false) {
@@ -54,9 +56,7 @@ const char* k_mock = "custom_models:\n  - {id: demo, type: mock}\n";
 
 TEST_CASE("a drain with nothing ever served stops at once") {
   TestDaemon d(k_mock);
-  const auto took = time_to_stop(d);
-  MESSAGE("stopped in " << took.count() << " ms");
-  CHECK(took < k_prompt);
+  expect_prompt_stop(d);
 }
 
 TEST_CASE("a drain after a request on a connection the client closed stops at once") {
@@ -68,9 +68,7 @@ TEST_CASE("a drain after a request on a connection the client closed stops at on
     CHECK(status_of(r.bytes) == 200);
     ::close(fd);
   }
-  const auto took = time_to_stop(d);
-  MESSAGE("stopped in " << took.count() << " ms");
-  CHECK(took < k_prompt);
+  expect_prompt_stop(d);
 }
 
 TEST_CASE("a drain closes an idle keep-alive connection and stops at once") {
@@ -78,9 +76,7 @@ TEST_CASE("a drain closes an idle keep-alive connection and stops at once") {
   const int fd = connect_to(d.port());
   REQUIRE(fd >= 0);
   CHECK(status_of(ask(fd, post("/v1/chat/completions", chat_body("custom:demo"))).bytes) == 200);
-  const auto took = time_to_stop(d);
-  MESSAGE("stopped in " << took.count() << " ms");
-  CHECK(took < k_prompt);
+  expect_prompt_stop(d);
   CHECK(read_from(fd, 1s).closed);
   ::close(fd);
 }
@@ -100,9 +96,7 @@ TEST_CASE("a drain after an upstream first-byte timeout stops at once") {
     const auto r = ask(fd, post("/v1/chat/completions", chat_body("custom:hang"), true));
     CHECK(status_of(r.bytes) == 504);
     ::close(fd);
-    const auto took = time_to_stop(d);
-    MESSAGE("stopped in " << took.count() << " ms");
-    CHECK(took < k_prompt);
+    expect_prompt_stop(d);
   }
   release.open();
 }
@@ -125,9 +119,7 @@ TEST_CASE("a drain after a stream's idle timeout stops at once") {
     const auto s = stream_post(d.port(), "/v1/chat/completions", chat_body("custom:stall", true));
     CHECK(s.status == 200);
     CHECK(s.body.find("data: {\"error\":") != std::string::npos);
-    const auto took = time_to_stop(d);
-    MESSAGE("stopped in " << took.count() << " ms");
-    CHECK(took < k_prompt);
+    expect_prompt_stop(d);
   }
   release.open();
 }
@@ -154,9 +146,7 @@ routing:
       CHECK(s.status == 200);
       CHECK(s.headers.find("x-modelmux-target")->second == "custom:fast");
     }
-    const auto took = time_to_stop(d);
-    MESSAGE("stopped in " << took.count() << " ms");
-    CHECK(took < k_prompt);
+    expect_prompt_stop(d);
   }
   release.open();
 }
@@ -193,9 +183,7 @@ TEST_CASE("a drain after a client walked away from a stream stops at once") {
     ::close(fd); // the client walks away mid-stream
     CHECK(upstream_saw_close.wait());
     REQUIRE(d.app().wait_for_usage(1, 10s));
-    const auto took = time_to_stop(d);
-    MESSAGE("stopped in " << took.count() << " ms");
-    CHECK(took < k_prompt);
+    expect_prompt_stop(d);
   }
   release.open();
 }
@@ -208,9 +196,7 @@ TEST_CASE("a drain during a Redis outage stops at once") {
   CHECK(status_of(ask(fd, post("/v1/chat/completions", chat_body("custom:demo"), true)).bytes) ==
         200);
   ::close(fd);
-  const auto took = time_to_stop(d);
-  MESSAGE("stopped in " << took.count() << " ms");
-  CHECK(took < k_prompt);
+  expect_prompt_stop(d);
 }
 
 TEST_CASE("a drain waits for a request in flight and stops as soon as it ends") {
