@@ -6,6 +6,7 @@
 #include "modelmux/text.h"
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -1024,250 +1025,335 @@ void inherit_providers(Loader& l, Config& c, const std::vector<CustomMarks>& mar
   }
 }
 
-void read_top_level(Loader& l, const YAML::Node& root, Config& c) {
-  std::vector<CustomMarks> marks;
-  SourceMark listen_mark;
+// A key of a mapping and how its value is read into a T. A section is a table of these: its
+// keys are the ones the loader knows, so a key cannot be known and read by no branch.
+template <typename T> struct KeyReader {
+  const char* key;
+  void (*read)(Loader& l, const YAML::Node& v, const std::string& p, T& out);
+};
+
+template <typename T, size_t N>
+void read_keys(Loader& l, const YAML::Node& n, const std::string& path, T& out,
+               const std::array<KeyReader<T>, N>& table) {
+  std::vector<std::string> known;
+  known.reserve(N);
+  for (const auto& r : table) {
+    known.emplace_back(r.key);
+  }
   l.each_key(
-      root, "",
-      {"listen", "state_dir", "server", "auth", "providers", "custom_models", "aliases", "routing",
-       "health", "budget", "logging", "cache", "redis"},
+      n, path, known,
       [&](const std::string& key, const YAML::Node& v, const std::string& p, const YAML::Node&) {
-        if (key == "listen") {
-          listen_mark = mark_of(v);
-          if (auto s = l.string(v, p)) {
-            if (auto a = parse_listen(*s)) {
-              c.listen = *a;
-            } else {
-              l.fail(v, p, "expected HOST:PORT such as 127.0.0.1:8080 or [::1]:8080");
-            }
+        for (const auto& r : table) {
+          if (key == r.key) {
+            r.read(l, v, p, out);
+            return;
           }
-        } else if (key == "state_dir") {
-          if (auto s = l.string(v, p)) {
-            c.state_dir = *s;
-          }
-        } else if (key == "server") {
-          l.each_key(v, p,
-                     {"workers", "max_connections", "worker_threads", "max_body_size",
-                      "max_answer_size", "read_timeout", "request_timeout"},
-                     [&](const std::string& k, const YAML::Node& vv, const std::string& pp,
-                         const YAML::Node&) {
-                       if (k == "workers") {
-                         if (vv.IsScalar() && vv.Scalar() == "auto") {
-                           c.server.workers = 0;
-                         } else if (auto n = l.integer(vv, pp, 1, 256)) {
-                           c.server.workers = static_cast<int>(*n);
-                         }
-                       } else if (k == "max_connections") {
-                         if (auto n = l.integer(vv, pp, 16, 1'000'000)) {
-                           c.server.max_connections = static_cast<int>(*n);
-                         }
-                       } else if (k == "worker_threads") {
-                         if (l.integer(vv, pp, 2, 65536)) {
-                           c.server.worker_threads_set = true;
-                         }
-                       } else if (k == "max_body_size" || k == "max_answer_size") {
-                         if (auto n = l.size(vv, pp)) {
-                           if (*n < 1024) {
-                             l.fail(vv, pp, "must be at least 1KiB");
-                           } else {
-                             (k == "max_body_size" ? c.server.max_body_size
-                                                   : c.server.max_answer_size) = *n;
-                           }
-                         }
-                       } else if (auto d = l.duration(vv, pp)) {
-                         (k == "read_timeout" ? c.server.read_timeout : c.server.request_timeout) =
-                             *d;
-                       }
-                     });
-        } else if (key == "auth") {
-          l.each_key(v, p, {"client_keys", "admin_key"},
-                     [&](const std::string& k, const YAML::Node& vv, const std::string& pp,
-                         const YAML::Node&) {
-                       if (k == "client_keys") {
-                         read_api_keys(l, vv, pp, c.auth.client_keys);
-                       } else {
-                         bool ok = false;
-                         Secret s = l.secret(vv, pp, ok);
-                         if (ok && !s.value.empty()) {
-                           c.auth.admin_key = std::move(s);
-                         }
-                       }
-                     });
-        } else if (key == "providers") {
-          read_providers(l, v, c);
-        } else if (key == "custom_models") {
-          read_custom_models(l, v, c, marks);
-        } else if (key == "aliases") {
-          l.each_key(v, p, {},
-                     [&](const std::string& name, const YAML::Node& vv, const std::string& pp,
-                         const YAML::Node& kn) {
-                       if (name.empty() || name.find(':') != std::string::npos || name == "auto") {
-                         l.fail(kn, pp, "an alias name holds no ':' and is not \"auto\"");
-                       }
-                       if (auto s = l.string(vv, pp)) {
-                         c.aliases.push_back(AliasConfig{name, ModelRef{*s, mark_of(vv)}});
-                       }
-                     });
-        } else if (key == "routing") {
-          l.each_key(v, p,
-                     {"auto", "prefer", "fallback", "reference_model", "passthrough", "timeout",
-                      "idle_timeout", "hedge_after", "spill_after"},
-                     [&](const std::string& k, const YAML::Node& vv, const std::string& pp,
-                         const YAML::Node&) {
-                       if (k == "auto") {
-                         c.routing.auto_chain = l.model_refs(vv, pp);
-                       } else if (k == "prefer") {
-                         if (auto i = l.choice(vv, pp, {"custom", "provider"})) {
-                           c.routing.prefer = static_cast<Prefer>(*i);
-                         }
-                       } else if (k == "fallback") {
-                         c.routing.fallback = l.boolean(vv, pp).value_or(true);
-                       } else if (k == "reference_model" || k == "passthrough") {
-                         if (auto s = l.string(vv, pp)) {
-                           (k == "passthrough" ? c.routing.passthrough
-                                               : c.routing.reference_model) =
-                               ModelRef{*s, mark_of(vv)};
-                         }
-                       } else if (auto d = l.duration(vv, pp)) {
-                         (k == "timeout"        ? c.routing.timeout
-                          : k == "idle_timeout" ? c.routing.idle_timeout
-                          : k == "spill_after"  ? c.routing.spill_after
-                                                : c.routing.hedge_after) = *d;
-                       }
-                     });
-        } else if (key == "health") {
-          auto& h = c.health;
-          l.each_key(
-              v, p, {"active", "outlier", "window", "min_requests", "degraded", "unhealthy"},
-              [&](const std::string& k, const YAML::Node& vv, const std::string& pp,
-                  const YAML::Node&) {
-                if (k == "active") {
-                  l.each_key(
-                      vv, pp, {"interval", "timeout", "unhealthy_threshold", "healthy_threshold"},
-                      [&](const std::string& a, const YAML::Node& av, const std::string& ap,
-                          const YAML::Node&) {
-                        if (a == "interval" || a == "timeout") {
-                          if (auto d = l.duration(av, ap)) {
-                            (a == "interval" ? h.active_interval : h.active_timeout) = *d;
-                          }
-                        } else if (auto n = l.integer(av, ap, 1, 1000)) {
-                          (a == "unhealthy_threshold" ? h.unhealthy_threshold
-                                                      : h.healthy_threshold) = static_cast<int>(*n);
-                        }
-                      });
-                } else if (k == "outlier") {
-                  l.each_key(vv, pp,
-                             {"consecutive_failures", "base_ejection_time", "max_ejection_time"},
-                             [&](const std::string& a, const YAML::Node& av, const std::string& ap,
-                                 const YAML::Node&) {
-                               if (a == "consecutive_failures") {
-                                 if (auto n = l.integer(av, ap, 1, 1000)) {
-                                   h.consecutive_failures = static_cast<int>(*n);
-                                 }
-                               } else if (auto d = l.duration(av, ap)) {
-                                 (a == "base_ejection_time" ? h.base_ejection_time
-                                                            : h.max_ejection_time) = *d;
-                               }
-                             });
-                } else if (k == "window") {
-                  if (auto d = l.duration(vv, pp)) {
-                    h.window = *d;
-                  }
-                } else if (k == "min_requests") {
-                  if (auto n = l.integer(vv, pp, 1, 1'000'000)) {
-                    h.min_requests = static_cast<int>(*n);
-                  }
-                } else {
-                  auto& t = k == "degraded" ? h.degraded : h.unhealthy;
-                  l.each_key(vv, pp, {"success_rate_below", "p95_latency_above"},
-                             [&](const std::string& a, const YAML::Node& av, const std::string& ap,
-                                 const YAML::Node&) {
-                               if (a == "success_rate_below") {
-                                 if (auto f = l.fraction(av, ap)) {
-                                   t.success_rate_below = *f;
-                                 }
-                               } else if (auto d = l.duration(av, ap)) {
-                                 t.p95_latency_above = *d;
-                               }
-                             });
-                }
-              });
-        } else if (key == "budget") {
-          l.each_key(v, p, {"monthly_usd", "daily_usd"},
-                     [&](const std::string& k, const YAML::Node& vv, const std::string& pp,
-                         const YAML::Node&) {
-                       (k == "monthly_usd" ? c.budget.monthly_micros : c.budget.daily_micros) =
-                           l.dollars(vv, pp);
-                     });
-        } else if (key == "cache") {
-          l.each_key(
-              v, p, {"enabled", "ttl", "max_size", "when"},
-              [&](const std::string& k, const YAML::Node& vv, const std::string& pp,
-                  const YAML::Node&) {
-                if (k == "enabled") {
-                  c.cache.enabled = l.boolean(vv, pp).value_or(false);
-                } else if (k == "ttl") {
-                  c.cache.ttl = l.duration(vv, pp).value_or(c.cache.ttl);
-                } else if (k == "max_size") {
-                  c.cache.max_size = l.size(vv, pp).value_or(c.cache.max_size);
-                } else if (auto i = l.choice(vv, pp, {"deterministic", "always", "header"})) {
-                  c.cache.when = static_cast<CacheWhen>(*i);
-                }
-              });
-        } else if (key == "redis") {
-          RedisConfig redis;
-          bool has_url = false;
-          l.each_key(v, p, {"url", "username", "password", "key_prefix"},
-                     [&](const std::string& k, const YAML::Node& vv, const std::string& pp,
-                         const YAML::Node&) {
-                       if (k == "password") {
-                         bool ok = false;
-                         redis.password = l.secret(vv, pp, ok);
-                         return;
-                       }
-                       const auto s = l.string(vv, pp);
-                       if (!s) {
-                         return;
-                       }
-                       if (k == "url") {
-                         if (auto e = parse_redis_url(*s)) {
-                           redis.url = *s;
-                           redis.endpoint = *e;
-                           has_url = true;
-                         } else {
-                           l.fail(vv, pp,
-                                  "expected redis://host:port/db or rediss://host:port/db, with no "
-                                  "credentials (they go in redis.username and redis.password)");
-                         }
-                       } else if (k == "username") {
-                         redis.username = *s;
-                       } else if (s->empty()) {
-                         l.fail(vv, pp,
-                                "key_prefix must not be empty: it keeps modelmux's keys apart");
-                       } else {
-                         redis.key_prefix = *s;
-                       }
-                     });
-          if (has_url) {
-            c.redis = std::move(redis);
-          } else {
-            l.fail(v, p, "redis needs a url");
-          }
-        } else if (key == "logging") {
-          l.each_key(v, p, {"level", "format"},
-                     [&](const std::string& k, const YAML::Node& vv, const std::string& pp,
-                         const YAML::Node&) {
-                       if (k == "level") {
-                         if (auto i = l.choice(vv, pp, {"debug", "info", "warn", "error"})) {
-                           c.logging.level = static_cast<LogLevel>(*i);
-                         }
-                       } else if (auto i = l.choice(vv, pp, {"text", "json"})) {
-                         c.logging.format = static_cast<LogFormat>(*i);
-                       }
-                     });
         }
       });
-  inherit_providers(l, c, marks);
+}
+
+void set_duration(Loader& l, const YAML::Node& v, const std::string& p, Millis& out) {
+  if (auto d = l.duration(v, p)) {
+    out = *d;
+  }
+}
+
+void set_int(Loader& l, const YAML::Node& v, const std::string& p, int64_t min, int64_t max,
+             int& out) {
+  if (auto n = l.integer(v, p, min, max)) {
+    out = static_cast<int>(*n);
+  }
+}
+
+// A body or answer limit: a size of at least 1 KiB.
+void set_limit(Loader& l, const YAML::Node& v, const std::string& p, int64_t& out) {
+  if (auto n = l.size(v, p)) {
+    if (*n < 1024) {
+      l.fail(v, p, "must be at least 1KiB");
+    } else {
+      out = *n;
+    }
+  }
+}
+
+void set_model_ref(Loader& l, const YAML::Node& v, const std::string& p,
+                   std::optional<ModelRef>& out) {
+  if (auto s = l.string(v, p)) {
+    out = ModelRef{*s, mark_of(v)};
+  }
+}
+
+template <typename E>
+void set_choice(Loader& l, const YAML::Node& v, const std::string& p,
+                std::initializer_list<const char*> names, E& out) {
+  std::vector<std::string> choices(names.begin(), names.end());
+  if (auto i = l.choice(v, p, choices)) {
+    out = static_cast<E>(*i);
+  }
+}
+
+using L = Loader;
+using N = YAML::Node;
+using P = std::string;
+
+const std::array<KeyReader<ServerConfig>, 7> k_server{{
+    {"workers",
+     [](L& l, const N& v, const P& p, ServerConfig& s) {
+       if (v.IsScalar() && v.Scalar() == "auto") {
+         s.workers = 0;
+       } else {
+         set_int(l, v, p, 1, 256, s.workers);
+       }
+     }},
+    {"max_connections",
+     [](L& l, const N& v, const P& p, ServerConfig& s) {
+       set_int(l, v, p, 16, 1'000'000, s.max_connections);
+     }},
+    {"worker_threads",
+     [](L& l, const N& v, const P& p, ServerConfig& s) {
+       s.worker_threads_set = s.worker_threads_set || l.integer(v, p, 2, 65536).has_value();
+     }},
+    {"max_body_size",
+     [](L& l, const N& v, const P& p, ServerConfig& s) { set_limit(l, v, p, s.max_body_size); }},
+    {"max_answer_size",
+     [](L& l, const N& v, const P& p, ServerConfig& s) { set_limit(l, v, p, s.max_answer_size); }},
+    {"read_timeout",
+     [](L& l, const N& v, const P& p, ServerConfig& s) { set_duration(l, v, p, s.read_timeout); }},
+    {"request_timeout", [](L& l, const N& v, const P& p,
+                           ServerConfig& s) { set_duration(l, v, p, s.request_timeout); }},
+}};
+
+const std::array<KeyReader<AuthConfig>, 2> k_auth{{
+    {"client_keys",
+     [](L& l, const N& v, const P& p, AuthConfig& a) { read_api_keys(l, v, p, a.client_keys); }},
+    {"admin_key",
+     [](L& l, const N& v, const P& p, AuthConfig& a) {
+       bool ok = false;
+       Secret s = l.secret(v, p, ok);
+       if (ok && !s.value.empty()) {
+         a.admin_key = std::move(s);
+       }
+     }},
+}};
+
+const std::array<KeyReader<RoutingConfig>, 9> k_routing{{
+    {"auto",
+     [](L& l, const N& v, const P& p, RoutingConfig& r) { r.auto_chain = l.model_refs(v, p); }},
+    {"prefer",
+     [](L& l, const N& v, const P& p, RoutingConfig& r) {
+       set_choice(l, v, p, {"custom", "provider"}, r.prefer);
+     }},
+    {"fallback", [](L& l, const N& v, const P& p,
+                    RoutingConfig& r) { r.fallback = l.boolean(v, p).value_or(true); }},
+    {"reference_model", [](L& l, const N& v, const P& p,
+                           RoutingConfig& r) { set_model_ref(l, v, p, r.reference_model); }},
+    {"passthrough",
+     [](L& l, const N& v, const P& p, RoutingConfig& r) { set_model_ref(l, v, p, r.passthrough); }},
+    {"timeout",
+     [](L& l, const N& v, const P& p, RoutingConfig& r) { set_duration(l, v, p, r.timeout); }},
+    {"idle_timeout",
+     [](L& l, const N& v, const P& p, RoutingConfig& r) { set_duration(l, v, p, r.idle_timeout); }},
+    {"hedge_after",
+     [](L& l, const N& v, const P& p, RoutingConfig& r) { set_duration(l, v, p, r.hedge_after); }},
+    {"spill_after",
+     [](L& l, const N& v, const P& p, RoutingConfig& r) { set_duration(l, v, p, r.spill_after); }},
+}};
+
+const std::array<KeyReader<HealthConfig>, 4> k_health_active{{
+    {"interval", [](L& l, const N& v, const P& p,
+                    HealthConfig& h) { set_duration(l, v, p, h.active_interval); }},
+    {"timeout", [](L& l, const N& v, const P& p,
+                   HealthConfig& h) { set_duration(l, v, p, h.active_timeout); }},
+    {"unhealthy_threshold",
+     [](L& l, const N& v, const P& p, HealthConfig& h) {
+       set_int(l, v, p, 1, 1000, h.unhealthy_threshold);
+     }},
+    {"healthy_threshold", [](L& l, const N& v, const P& p,
+                             HealthConfig& h) { set_int(l, v, p, 1, 1000, h.healthy_threshold); }},
+}};
+
+const std::array<KeyReader<HealthConfig>, 3> k_health_outlier{{
+    {"consecutive_failures",
+     [](L& l, const N& v, const P& p, HealthConfig& h) {
+       set_int(l, v, p, 1, 1000, h.consecutive_failures);
+     }},
+    {"base_ejection_time", [](L& l, const N& v, const P& p,
+                              HealthConfig& h) { set_duration(l, v, p, h.base_ejection_time); }},
+    {"max_ejection_time", [](L& l, const N& v, const P& p,
+                             HealthConfig& h) { set_duration(l, v, p, h.max_ejection_time); }},
+}};
+
+const std::array<KeyReader<HealthThresholds>, 2> k_health_thresholds{{
+    {"success_rate_below",
+     [](L& l, const N& v, const P& p, HealthThresholds& t) {
+       if (auto f = l.fraction(v, p)) {
+         t.success_rate_below = *f;
+       }
+     }},
+    {"p95_latency_above", [](L& l, const N& v, const P& p,
+                             HealthThresholds& t) { set_duration(l, v, p, t.p95_latency_above); }},
+}};
+
+const std::array<KeyReader<HealthConfig>, 6> k_health{{
+    {"active",
+     [](L& l, const N& v, const P& p, HealthConfig& h) { read_keys(l, v, p, h, k_health_active); }},
+    {"outlier", [](L& l, const N& v, const P& p,
+                   HealthConfig& h) { read_keys(l, v, p, h, k_health_outlier); }},
+    {"window",
+     [](L& l, const N& v, const P& p, HealthConfig& h) { set_duration(l, v, p, h.window); }},
+    {"min_requests", [](L& l, const N& v, const P& p,
+                        HealthConfig& h) { set_int(l, v, p, 1, 1'000'000, h.min_requests); }},
+    {"degraded", [](L& l, const N& v, const P& p,
+                    HealthConfig& h) { read_keys(l, v, p, h.degraded, k_health_thresholds); }},
+    {"unhealthy", [](L& l, const N& v, const P& p,
+                     HealthConfig& h) { read_keys(l, v, p, h.unhealthy, k_health_thresholds); }},
+}};
+
+const std::array<KeyReader<BudgetConfig>, 2> k_budget{{
+    {"monthly_usd",
+     [](L& l, const N& v, const P& p, BudgetConfig& b) { b.monthly_micros = l.dollars(v, p); }},
+    {"daily_usd",
+     [](L& l, const N& v, const P& p, BudgetConfig& b) { b.daily_micros = l.dollars(v, p); }},
+}};
+
+const std::array<KeyReader<CacheConfig>, 4> k_cache{{
+    {"enabled", [](L& l, const N& v, const P& p,
+                   CacheConfig& c) { c.enabled = l.boolean(v, p).value_or(false); }},
+    {"ttl", [](L& l, const N& v, const P& p, CacheConfig& c) { set_duration(l, v, p, c.ttl); }},
+    {"max_size", [](L& l, const N& v, const P& p,
+                    CacheConfig& c) { c.max_size = l.size(v, p).value_or(c.max_size); }},
+    {"when",
+     [](L& l, const N& v, const P& p, CacheConfig& c) {
+       set_choice(l, v, p, {"deterministic", "always", "header"}, c.when);
+     }},
+}};
+
+// The redis section as read, before its required url is checked.
+struct RedisSection {
+  RedisConfig redis;
+  bool has_url = false;
+};
+
+const std::array<KeyReader<RedisSection>, 4> k_redis{{
+    {"url",
+     [](L& l, const N& v, const P& p, RedisSection& r) {
+       const auto s = l.string(v, p);
+       if (!s) {
+         return;
+       }
+       if (auto e = parse_redis_url(*s)) {
+         r.redis.url = *s;
+         r.redis.endpoint = *e;
+         r.has_url = true;
+       } else {
+         l.fail(v, p,
+                "expected redis://host:port/db or rediss://host:port/db, with no credentials "
+                "(they go in redis.username and redis.password)");
+       }
+     }},
+    {"username",
+     [](L& l, const N& v, const P& p, RedisSection& r) {
+       if (auto s = l.string(v, p)) {
+         r.redis.username = *s;
+       }
+     }},
+    {"password",
+     [](L& l, const N& v, const P& p, RedisSection& r) {
+       bool ok = false;
+       r.redis.password = l.secret(v, p, ok);
+     }},
+    {"key_prefix",
+     [](L& l, const N& v, const P& p, RedisSection& r) {
+       const auto s = l.string(v, p);
+       if (s && s->empty()) {
+         l.fail(v, p, "key_prefix must not be empty: it keeps modelmux's keys apart");
+       } else if (s) {
+         r.redis.key_prefix = *s;
+       }
+     }},
+}};
+
+const std::array<KeyReader<LoggingConfig>, 2> k_logging{{
+    {"level",
+     [](L& l, const N& v, const P& p, LoggingConfig& g) {
+       set_choice(l, v, p, {"debug", "info", "warn", "error"}, g.level);
+     }},
+    {"format",
+     [](L& l, const N& v, const P& p, LoggingConfig& g) {
+       set_choice(l, v, p, {"text", "json"}, g.format);
+     }},
+}};
+
+// The whole file as read: the config, and what the checks across sections need.
+struct TopLevel {
+  Config& c;
+  std::vector<CustomMarks> marks;
+  SourceMark listen_mark;
+};
+
+const std::array<KeyReader<TopLevel>, 13> k_top_level{{
+    {"listen",
+     [](L& l, const N& v, const P& p, TopLevel& t) {
+       t.listen_mark = mark_of(v);
+       if (auto s = l.string(v, p)) {
+         if (auto a = parse_listen(*s)) {
+           t.c.listen = *a;
+         } else {
+           l.fail(v, p, "expected HOST:PORT such as 127.0.0.1:8080 or [::1]:8080");
+         }
+       }
+     }},
+    {"state_dir",
+     [](L& l, const N& v, const P& p, TopLevel& t) {
+       if (auto s = l.string(v, p)) {
+         t.c.state_dir = *s;
+       }
+     }},
+    {"server",
+     [](L& l, const N& v, const P& p, TopLevel& t) { read_keys(l, v, p, t.c.server, k_server); }},
+    {"auth",
+     [](L& l, const N& v, const P& p, TopLevel& t) { read_keys(l, v, p, t.c.auth, k_auth); }},
+    {"providers", [](L& l, const N& v, const P&, TopLevel& t) { read_providers(l, v, t.c); }},
+    {"custom_models",
+     [](L& l, const N& v, const P&, TopLevel& t) { read_custom_models(l, v, t.c, t.marks); }},
+    {"aliases",
+     [](L& l, const N& v, const P& p, TopLevel& t) {
+       l.each_key(v, p, {},
+                  [&](const std::string& name, const YAML::Node& vv, const std::string& pp,
+                      const YAML::Node& kn) {
+                    if (name.empty() || name.find(':') != std::string::npos || name == "auto") {
+                      l.fail(kn, pp, "an alias name holds no ':' and is not \"auto\"");
+                    }
+                    if (auto s = l.string(vv, pp)) {
+                      t.c.aliases.push_back(AliasConfig{name, ModelRef{*s, mark_of(vv)}});
+                    }
+                  });
+     }},
+    {"routing",
+     [](L& l, const N& v, const P& p, TopLevel& t) { read_keys(l, v, p, t.c.routing, k_routing); }},
+    {"health",
+     [](L& l, const N& v, const P& p, TopLevel& t) { read_keys(l, v, p, t.c.health, k_health); }},
+    {"budget",
+     [](L& l, const N& v, const P& p, TopLevel& t) { read_keys(l, v, p, t.c.budget, k_budget); }},
+    {"logging",
+     [](L& l, const N& v, const P& p, TopLevel& t) { read_keys(l, v, p, t.c.logging, k_logging); }},
+    {"cache",
+     [](L& l, const N& v, const P& p, TopLevel& t) { read_keys(l, v, p, t.c.cache, k_cache); }},
+    {"redis",
+     [](L& l, const N& v, const P& p, TopLevel& t) {
+       RedisSection section;
+       read_keys(l, v, p, section, k_redis);
+       if (section.has_url) {
+         t.c.redis = std::move(section.redis);
+       } else {
+         l.fail(v, p, "redis needs a url");
+       }
+     }},
+}};
+
+// The rules that span sections, checked once every section is read.
+void check_across_sections(Loader& l, const TopLevel& t) {
+  const Config& c = t.c;
   if (c.routing.passthrough) {
     const auto& name = c.routing.passthrough->text;
     const bool known = std::any_of(c.providers.begin(), c.providers.end(),
@@ -1280,7 +1366,7 @@ void read_top_level(Loader& l, const YAML::Node& root, Config& c) {
   // The rule serve applies before it binds, here so that check (ExecStartPre) refuses what serve
   // would refuse.
   if (!is_loopback_host(c.listen.host) && c.auth.client_keys.empty()) {
-    l.fail_at(listen_mark, "listen",
+    l.fail_at(t.listen_mark, "listen",
               "is not a loopback address and auth.client_keys is empty: anyone on the network "
               "could spend your provider keys (set client keys, or listen on 127.0.0.1)");
   }
@@ -1288,6 +1374,13 @@ void read_top_level(Loader& l, const YAML::Node& root, Config& c) {
     l.fail_at(SourceMark{}, "health.outlier.max_ejection_time",
               "must not be shorter than base_ejection_time");
   }
+}
+
+void read_top_level(Loader& l, const YAML::Node& root, Config& c) {
+  TopLevel top{c, {}, {}};
+  read_keys(l, root, "", top, k_top_level);
+  inherit_providers(l, c, top.marks);
+  check_across_sections(l, top);
 }
 
 } // namespace
