@@ -877,6 +877,74 @@ struct CustomMarks {
   std::vector<std::string> own_endpoint_keys; // endpoint keys written that a provider would give
 };
 
+// One key of a custom model. ids: the ids so far, for duplicates.
+void read_custom_key(Loader& l, const std::string& key, const YAML::Node& v, const std::string& p,
+                     CustomModelConfig& m, CustomMarks& cm, std::set<std::string>& ids) {
+  if (key == "type" || key == "endpoint" || key == "deployment" || key == "api_version" ||
+      key == "tls_verify" || key == "probe" || key == "api_key") {
+    cm.own_endpoint_keys.push_back(key);
+  }
+  if (read_endpoint_key(l, key, v, p, m.endpoint)) {
+    return;
+  }
+  if (key == "id") {
+    if (auto s = l.string(v, p)) {
+      if (!valid_name(*s, true)) {
+        l.fail(v, p, "an id is letters, digits, '-', '_', '.' or '/'");
+      } else if (!ids.insert(*s).second) {
+        l.fail(v, p, "duplicate id \"" + *s + "\"");
+      }
+      m.id = *s;
+    }
+  } else if (key == "display_name") {
+    m.display_name = l.string(v, p).value_or("");
+  } else if (key == "description") {
+    m.description = l.string(v, p).value_or("");
+  } else if (key == "provider") {
+    m.provider = l.string(v, p).value_or("");
+    cm.provider = mark_of(v);
+  } else if (key == "model") {
+    m.model = l.string(v, p).value_or("");
+  } else if (key == "api_key") {
+    bool ok = false;
+    Secret s = l.secret(v, p, ok);
+    if (ok && !s.value.empty()) {
+      m.endpoint.api_keys.push_back(std::move(s));
+    }
+  } else if (key == "context_window") {
+    m.context_window = l.integer(v, p, 1, 100'000'000);
+  } else if (key == "cost") {
+    read_price(l, v, p, m.cost);
+  } else if (key == "fallback") {
+    m.fallback = l.model_refs(v, p);
+  }
+}
+
+// What a custom model needs once its keys are read: an id, a way to reach it, a model name.
+void check_custom_model(Loader& l, const YAML::Node& mn, const std::string& path,
+                        CustomModelConfig& m, bool has_type, bool has_url) {
+  if (m.id.empty()) {
+    l.fail(mn, path, "needs an id (clients address it as custom:<id>)");
+  }
+  if (m.provider.empty()) {
+    if (!has_type && !has_url) {
+      l.fail(mn, path, "needs an endpoint and a type, a provider, or type: mock");
+    } else {
+      check_endpoint(l, mn, path, m.endpoint, has_url);
+    }
+    if (m.endpoint.type == TargetType::azure_openai && m.endpoint.api_version.empty()) {
+      m.endpoint.api_version = "2024-10-21";
+    }
+  }
+  if (m.model.empty()) {
+    if (m.endpoint.type == TargetType::mock && m.provider.empty()) {
+      m.model = m.id;
+    } else if (!m.id.empty()) {
+      l.fail(mn, path, "needs model: the model name sent upstream");
+    }
+  }
+}
+
 void read_custom_models(Loader& l, const YAML::Node& n, Config& c,
                         std::vector<CustomMarks>& marks) {
   const auto known = keys_with("id", "display_name", "description", "provider", "endpoint", "model",
@@ -895,72 +963,11 @@ void read_custom_models(Loader& l, const YAML::Node& n, Config& c,
     l.each_key(
         mn, path, known,
         [&](const std::string& key, const YAML::Node& v, const std::string& p, const YAML::Node&) {
-          if (key == "type" || key == "endpoint" || key == "deployment" || key == "api_version" ||
-              key == "tls_verify" || key == "probe") {
-            cm.own_endpoint_keys.push_back(key);
-          }
-          if (key == "endpoint") {
-            has_url = true;
-          }
-          if (key == "type") {
-            has_type = true;
-          }
-          if (read_endpoint_key(l, key, v, p, m.endpoint)) {
-            return;
-          }
-          if (key == "id") {
-            if (auto s = l.string(v, p)) {
-              if (!valid_name(*s, true)) {
-                l.fail(v, p, "an id is letters, digits, '-', '_', '.' or '/'");
-              } else if (!ids.insert(*s).second) {
-                l.fail(v, p, "duplicate id \"" + *s + "\"");
-              }
-              m.id = *s;
-            }
-          } else if (key == "display_name") {
-            m.display_name = l.string(v, p).value_or("");
-          } else if (key == "description") {
-            m.description = l.string(v, p).value_or("");
-          } else if (key == "provider") {
-            m.provider = l.string(v, p).value_or("");
-            cm.provider = mark_of(v);
-          } else if (key == "model") {
-            m.model = l.string(v, p).value_or("");
-          } else if (key == "api_key") {
-            bool ok = false;
-            Secret s = l.secret(v, p, ok);
-            cm.own_endpoint_keys.push_back(key);
-            if (ok && !s.value.empty()) {
-              m.endpoint.api_keys.push_back(std::move(s));
-            }
-          } else if (key == "context_window") {
-            m.context_window = l.integer(v, p, 1, 100'000'000);
-          } else if (key == "cost") {
-            read_price(l, v, p, m.cost);
-          } else if (key == "fallback") {
-            m.fallback = l.model_refs(v, p);
-          }
+          has_url = has_url || key == "endpoint";
+          has_type = has_type || key == "type";
+          read_custom_key(l, key, v, p, m, cm, ids);
         });
-    if (m.id.empty()) {
-      l.fail(mn, path, "needs an id (clients address it as custom:<id>)");
-    }
-    if (m.provider.empty()) {
-      if (!has_type && !has_url) {
-        l.fail(mn, path, "needs an endpoint and a type, a provider, or type: mock");
-      } else {
-        check_endpoint(l, mn, path, m.endpoint, has_url);
-      }
-      if (m.endpoint.type == TargetType::azure_openai && m.endpoint.api_version.empty()) {
-        m.endpoint.api_version = "2024-10-21";
-      }
-    }
-    if (m.model.empty()) {
-      if (m.endpoint.type == TargetType::mock && m.provider.empty()) {
-        m.model = m.id;
-      } else if (!m.id.empty()) {
-        l.fail(mn, path, "needs model: the model name sent upstream");
-      }
-    }
+    check_custom_model(l, mn, path, m, has_type, has_url);
     c.custom_models.push_back(std::move(m));
     marks.push_back(std::move(cm));
   });
