@@ -1,6 +1,7 @@
 // Snapshot loading and the App.
 #include "modelmux/app.h"
 
+#include "modelmux/blocking_client.h"
 #include "modelmux/router.h"
 #include "modelmux/status.h"
 

@@ -2,6 +2,7 @@
 #include "modelmux/cli.h"
 
 #include "modelmux/app.h"
+#include "modelmux/blocking_client.h"
 #include "modelmux/probe.h"
 #include "modelmux/report.h"
 #include "modelmux/router.h"

@@ -1,6 +1,7 @@
 // Active probes and the thread that runs them.
 #include "modelmux/probe.h"
 
+#include "modelmux/blocking_client.h"
 #include "modelmux/json.h"
 
 #include <simdjson.h>

@@ -3,7 +3,6 @@
 // the log. One App, passed by reference; no singletons.
 #pragma once
 
-#include "modelmux/blocking_client.h"
 #include "modelmux/config.h"
 #include "modelmux/gateway_metrics.h"
 #include "modelmux/health.h"
@@ -14,6 +13,7 @@
 #include "modelmux/runtime_models.h"
 #include "modelmux/shared_state.h"
 #include "modelmux/status.h"
+#include "modelmux/upstream.h"
 #include "modelmux/usage_log.h"
 
 #include <atomic>
@@ -22,6 +22,10 @@
 #include <vector>
 
 namespace modelmux {
+
+// The prober's blocking clients (modelmux/blocking_client.h): named here, not included, so the
+// data plane, which includes this header, never compiles cpp-httplib.
+class ClientPool;
 
 // Everything a request needs from one config load; requests in flight keep theirs alive.
 struct Snapshot {

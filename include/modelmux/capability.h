@@ -3,6 +3,8 @@
 // needs something a target lacks skips that target. Pure: read from the parsed body, no I/O.
 #pragma once
 
+#include "modelmux/api.h"
+
 #include <optional>
 #include <string>
 #include <string_view>
@@ -12,8 +14,6 @@ class element;
 } // namespace simdjson::dom
 
 namespace modelmux {
-
-enum class ApiRoute; // modelmux/protocol.h, which needs the config, which needs this
 
 enum class Capability : unsigned {
   tools = 1u << 0,

@@ -2,6 +2,7 @@
 // errors rendered in that protocol's shape (SPEC §6).
 #pragma once
 
+#include "modelmux/api.h"
 #include "modelmux/registry.h"
 #include "modelmux/result.h"
 
@@ -9,15 +10,6 @@
 #include <string_view>
 
 namespace modelmux {
-
-enum class ApiRoute {
-  chat_completions,
-  completions,
-  embeddings,
-  messages,
-  responses,
-  count_tokens
-};
 
 // "/v1/chat/completions" and so on; nullopt for a path that is not a proxied route.
 std::optional<ApiRoute> api_route_from_path(std::string_view path);

@@ -3,6 +3,7 @@
 // Built once per config load and shared read-only by every request on that config.
 #pragma once
 
+#include "modelmux/api.h"
 #include "modelmux/config.h"
 
 #include <memory>
@@ -11,11 +12,6 @@
 #include <vector>
 
 namespace modelmux {
-
-// A wire protocol: what a target speaks (mock targets answer in either of the first two), and
-// what a client speaks. Responses is the OpenAI Responses API, which clients send and targets
-// with `responses: true` take as is; openai is chat completions.
-enum class Protocol { openai, anthropic, any, responses };
 
 Protocol protocol_of(TargetType type);
 
