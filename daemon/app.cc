@@ -260,7 +260,7 @@ void App::apply_shared_cooldown(const SharedCooldown& cooldown) {
       const auto until =
           std::chrono::steady_clock::now() +
           std::chrono::milliseconds(std::max<int64_t>(0, cooldown.until_ms - now_ms));
-      snapshot->health[t.index]->admit(cooldown.model).health->cool_key(k, until);
+      snapshot->health[t.index]->member_for(cooldown.model).health->cool_key(k, until);
       return;
     }
   }

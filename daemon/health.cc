@@ -399,7 +399,7 @@ const HealthGroup::Member* HealthGroup::find(std::string_view model) const {
   return nullptr;
 }
 
-HealthGroup::Member HealthGroup::admit(std::string_view model) {
+HealthGroup::Member HealthGroup::member_for(std::string_view model) {
   if (!m_per_model) {
     return m_members.front(); // made once, never changed: no lock
   }

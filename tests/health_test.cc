@@ -175,16 +175,16 @@ TEST_CASE("a provider's targets are its models, bounded: past the limit they sha
   HealthGroup group("ollama", true, config, 1, {"llama3.1"});
   REQUIRE(group.members().size() == 1);
   CHECK(group.members()[0].target == "ollama:llama3.1");
-  CHECK(group.admit("qwen").target == "ollama:qwen");
-  CHECK(group.admit("qwen").health == group.admit("qwen").health); // made once
+  CHECK(group.member_for("qwen").target == "ollama:qwen");
+  CHECK(group.member_for("qwen").health == group.member_for("qwen").health); // made once
   for (int i = 0; i < 100; ++i) {
-    group.admit("client-text-" + std::to_string(i));
+    group.member_for("client-text-" + std::to_string(i));
   }
   CHECK(group.members().size() == HealthGroup::k_max_models + 1);
-  CHECK(group.admit("one-more").target == "ollama:(other)");
-  CHECK(group.admit("qwen").target == "ollama:qwen"); // admitted before the limit: its own
+  CHECK(group.member_for("one-more").target == "ollama:(other)");
+  CHECK(group.member_for("qwen").target == "ollama:qwen"); // admitted before the limit: its own
   HealthGroup custom("custom:local", false, config, 1);
-  CHECK(custom.admit("anything").target == "custom:local");
+  CHECK(custom.member_for("anything").target == "custom:local");
 }
 
 TEST_CASE("a probe of the server reaches every model of it, and models made later inherit it") {
@@ -194,13 +194,13 @@ TEST_CASE("a probe of the server reaches every model of it, and models made late
   HealthGroup group("vllm", true, config, 1, {"a"});
   const auto t0 = TargetHealth::Clock::time_point{} + 1h;
   group.record_probe(false, "connection refused", t0);
-  CHECK(group.admit("a").health->report(t0).state == TargetState::unhealthy);
-  CHECK(group.admit("b").health->report(t0).state == TargetState::unhealthy);
+  CHECK(group.member_for("a").health->report(t0).state == TargetState::unhealthy);
+  CHECK(group.member_for("b").health->report(t0).state == TargetState::unhealthy);
   // One model's failures are its own.
   HealthGroup other("anthropic", true, config, 1);
   for (int i = 0; i < config.consecutive_failures; ++i) {
-    other.admit("claude-opus").health->record_attempt(Outcome::http_5xx, 10ms, t0);
+    other.member_for("claude-opus").health->record_attempt(Outcome::http_5xx, 10ms, t0);
   }
-  CHECK(other.admit("claude-opus").health->report(t0).state == TargetState::ejected);
-  CHECK(other.admit("claude-haiku").health->report(t0).state == TargetState::healthy);
+  CHECK(other.member_for("claude-opus").health->report(t0).state == TargetState::ejected);
+  CHECK(other.member_for("claude-haiku").health->report(t0).state == TargetState::healthy);
 }

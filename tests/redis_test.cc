@@ -145,7 +145,7 @@ redis: {url: "{redis}", key_prefix: "fleet:"}
   }
   REQUIRE(entry != nullptr);
   REQUIRE(eventually([&] {
-    return !snapshot->health[entry->index]->admit("m").health->key_for(
+    return !snapshot->health[entry->index]->member_for("m").health->key_for(
         std::chrono::steady_clock::now());
   }));
   auto cb = b.client();

@@ -271,7 +271,7 @@ private:
 
     // Each step by its target's one name, the name its health, metrics and records carry.
     for (auto& step : route->chain) {
-      step.label = m_snapshot.health[step.target->index]->admit(step.upstream_model).target;
+      step.label = m_snapshot.health[step.target->index]->member_for(step.upstream_model).target;
     }
     // Over budget, only free targets serve.
     const auto budget = m_app.budget(m_snapshot.config->budget,
@@ -869,7 +869,7 @@ private:
 
   // The health of step's target (a provider's model, or a custom model).
   TargetHealth& health_of(const RouteStep& step) const {
-    return *m_snapshot.health[step.target->index]->admit(step.upstream_model).health;
+    return *m_snapshot.health[step.target->index]->member_for(step.upstream_model).health;
   }
 
   // The most output tokens step's target can give this request: its max_output_tokens, and what
@@ -1376,7 +1376,7 @@ private:
     m_upstream_wait += Clock::now() - c.started;
     RelayState& r = *c.relay;
     r.relay->forward_comments();
-    r.health = m_snapshot.health[step.target->index]->admit(step.upstream_model).health;
+    r.health = m_snapshot.health[step.target->index]->member_for(step.upstream_model).health;
     r.metrics = &m_app.metrics();
     r.target = step.label;
     r.first_byte_latency =

@@ -149,8 +149,9 @@ public:
   HealthGroup(std::string name, bool per_model, const HealthConfig& config, size_t key_count,
               const std::vector<std::string>& known_models = {});
 
-  // The target for upstream model, made on first use (a custom model has only one).
-  Member admit(std::string_view model);
+  // The member (target name and health) for upstream model: found, or made on first use (a
+  // custom model has only one).
+  Member member_for(std::string_view model);
   // Every target made so far, in the order made.
   std::vector<Member> members() const;
   // The server's own health, as probes see it: for a provider no model has used yet.
