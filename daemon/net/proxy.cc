@@ -1473,18 +1473,18 @@ private:
     observe_overhead();
     m_streamed = true;
     release_parser();
+    // Kept before the client has the end, so a client that repeats the request the moment its
+    // stream ends finds it.
+    for (const auto& e : reply.events) {
+      capture_for_cache(e);
+    }
+    store_stream_in_cache(reader->usage(), usage.cost_micros);
     bool client_ok = co_await m_reply.begin_stream(m_res);
     for (size_t i = 0; client_ok && i < reply.events.size(); ++i) {
-      capture_for_cache(reply.events[i]);
       client_ok = co_await m_reply.write(reply.events[i]);
     }
     if (client_ok) {
       co_await m_reply.end_stream();
-    }
-    if (client_ok && !m_cache_key.empty()) {
-      if (auto whole = answer_of_stream(m_protocol, m_cache_capture)) {
-        store_in_cache(whole.value(), reader->usage(), usage.cost_micros);
-      }
     }
     log_request(m_app.log(), m_record);
     usage.latency_ms = elapsed_ms(m_record.started);
@@ -1517,14 +1517,32 @@ private:
     complete_usage(usage, reported.reported ? reported : guess, m_served_price,
                    m_snapshot.reference_price, elapsed_ms(m_record.started),
                    static_cast<double>(r.first_byte_latency.count()));
-    // Only a whole, clean stream is kept: never one that failed, was cut or carried an error.
-    if (!m_cache_key.empty() && r.outcome == Outcome::ok &&
-        r.relay->state() == StreamRelay::State::complete) {
-      if (auto whole = answer_of_stream(m_protocol, m_cache_capture)) {
-        store_in_cache(whole.value(), reported.reported ? reported : guess, usage.cost_micros);
-      }
-    }
     m_app.record_usage(std::move(usage));
+  }
+
+  // A stream whose upstream answer is whole and clean, kept in the cache before its last bytes
+  // go to the client: one that repeats the request the moment its stream ends finds it. Never
+  // one that failed, was cut or carried an error (its relay is not complete).
+  void store_committed_stream(Committed& c) {
+    RelayState& r = *c.relay;
+    if (m_cache_key.empty() || r.relay->state() != StreamRelay::State::complete) {
+      return;
+    }
+    auto tokens = r.relay->usage();
+    if (!tokens.reported) {
+      tokens = c.estimated;
+      tokens.output_tokens = static_cast<int64_t>((r.relay->output_bytes() + 3) / 4);
+    }
+    store_stream_in_cache(tokens, m_served_price ? cost_micros(*m_served_price, tokens) : 0);
+  }
+
+  void store_stream_in_cache(const TokenUsage& tokens, int64_t cost) {
+    if (m_cache_key.empty()) {
+      return;
+    }
+    if (auto whole = answer_of_stream(m_protocol, m_cache_capture)) {
+      store_in_cache(whole.value(), tokens, cost);
+    }
   }
 
   // Relays a committed stream to the client: each slice read from the upstream only once the
@@ -1540,6 +1558,7 @@ private:
     while (client_ok) {
       if (!r.out.empty()) {
         capture_for_cache(r.out);
+        store_committed_stream(c); // once the upstream's answer is whole
         client_ok = co_await m_reply.write(r.out);
         r.out.clear();
         continue;
@@ -1571,6 +1590,7 @@ private:
         break;
       }
     }
+    store_committed_stream(c); // whole with nothing left to write, if not stored above
     if (!client_ok) {
       c.exchange->cancel(); // a client that left closes the upstream too
       r.client_left();
