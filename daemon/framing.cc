@@ -92,6 +92,11 @@ std::optional<FramingRefusal> RequestFraming::verdict(unsigned version) const {
 }
 
 HeadLineFault head_line_fault(std::string_view head) {
+  // The parser takes a head's lines as they complete, so these bytes start at a line: the empty
+  // line that ends the head may be the very first, its CRLF before already taken.
+  if (head.starts_with("\r\n")) {
+    return HeadLineFault::none;
+  }
   const size_t end = head.find("\r\n\r\n");
   if (end != std::string_view::npos) {
     head = head.substr(0, end + 2);

@@ -1,7 +1,7 @@
 // The front door's framing checks (SPEC §6) on any bytes, as the front door runs them: a head's
 // lines judged before Beast parses them, then RequestFraming over the parsed fields. The bytes
-// are fed whole and in two pieces (the first input byte picks the cut), and a head that passes
-// must frame one way only: one Host in HTTP/1.1, never both lengths, chunked last.
+// are fed whole and in two pieces (the first input byte picks the cut): whether a head is served
+// must not depend on how the bytes arrived, and a head that passes frames one way only.
 #include "fuzz_support.h"
 #include "modelmux/framing.h"
 #include "modelmux/http.h"
@@ -87,10 +87,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   const std::string_view bytes(reinterpret_cast<const char*>(data) + 1, size - 1);
   const size_t cut = bytes.empty() ? 0 : data[0] % (bytes.size() + 1);
-  // Each check inside front_door holds however the bytes arrived: whole, and cut in two.
-  // Whether the two verdicts agree is not required yet: the fuzzer found a complete head served
-  // whole and not when cut (the input is in issue 28's closing note), to be explained.
-  front_door(bytes, bytes.size());
-  front_door(bytes, cut);
+  const Verdict whole = front_door(bytes, bytes.size());
+  const Verdict split = front_door(bytes, cut);
+  // However the bytes were cut, a head is served by both or by neither, and a head both parse
+  // whole is judged alike. (Beast may find a fault in an unfinished head sooner or later
+  // depending on where a read ended: refused now or waiting for more, never served.)
+  const auto served = [](const Verdict& v) { return v.head_done && v.refused == 0; };
+  fuzz::require(served(whole) == served(split), "a head is served or not by where it was cut");
+  if (whole.head_done && split.head_done) {
+    fuzz::require(whole.refused == split.refused, "a whole head is judged by where it was cut");
+  }
   return 0;
 }

@@ -104,7 +104,9 @@ TEST_CASE("a head's lines end in CRLF and never fold") {
   CHECK(head_line_fault("GET / HTTP/1.1\nHost: x\n\n") == HeadLineFault::bare_lf);
   CHECK(head_line_fault("GET / HTTP/1.1\r\nX: a\r\n b\r\n\r\n") == HeadLineFault::obs_fold);
   CHECK(head_line_fault("GET / HTTP/1.1\r\nX: a\r\n\tb") == HeadLineFault::obs_fold);
-  // What follows the head is a body: its own newlines and indents are not the head's.
+  // What follows the head is a body: its own newlines and indents are not the head's, also
+  // when the parser has taken every line of the head but the empty one that ends it.
+  CHECK(head_line_fault("\r\n{\n  \"a\": 1\n}") == HeadLineFault::none);
   CHECK(head_line_fault("POST / HTTP/1.1\r\nHost: x\r\n\r\n{\n  \"a\": 1\n}") ==
         HeadLineFault::none);
 }

@@ -38,8 +38,9 @@ private:
   bool m_bad_value = false;      // a NUL, CR or LF inside a field value
 };
 
-// What is wrong with the lines of a request head: bytes up to the first empty line (all of them
-// while the head is incomplete). A bare LF ends no line here (RFC 9112 §2.2 lets a server refuse
+// What is wrong with the lines of a request head: bytes from the start of a head line (the
+// parser takes lines as they complete) up to the first empty line, all of them while the head
+// is incomplete. A bare LF ends no line here (RFC 9112 §2.2 lets a server refuse
 // it), and an obs-fold continuation line is refused rather than joined (RFC 9112 §5.2), as nginx
 // does: a proxy in front that joins it otherwise could see other fields than modelmux.
 enum class HeadLineFault { none, bare_lf, obs_fold };
